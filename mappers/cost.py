@@ -1,0 +1,233 @@
+"""The analytical cost model of a mapping: traffic by reuse analysis, compute by closed form.
+
+Fast enough for a mapper's inner loop, and independent of the event simulator, which counts
+the same traffic by walking every tile; the tests hold the two to exact agreement.
+
+Reuse rule (Timeloop-style): flatten the loops of every level above boundary b (memory b-1 →
+memory b), outermost first. A tensor's tile at b is re-fetched whenever one of its relevant
+loops advances, so it is fetched ∏(trips of loops at or outside its innermost relevant loop
+that has more than one trip) ÷ (those relevant trips) × (all its tiles) times: ``rep × |T|``
+bytes, where ``rep`` is the product of the irrelevant trips outside its innermost relevant
+loop. The output is written back ``rep × |C|`` and re-read ``(rep − 1) × |C|`` (partial sums).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+from itertools import product
+from math import prod
+
+from mappers.mapping import Mapping
+from mappers.systolic import array_accesses, fold_plan
+from mappers.view import MatmulView
+
+ROLES = ("input", "weight", "output")
+
+
+def transfer_cycles(nbytes: float, bytes_per_cycle: float) -> int:
+    """Whole cycles to move ``nbytes`` at ``bytes_per_cycle`` (0 when unbounded)."""
+    if nbytes <= 0 or math.isinf(bytes_per_cycle):
+        return 0
+    return math.ceil(nbytes / bytes_per_cycle - 1e-9)
+
+
+def port_rate(arch, memory, role: str, direction: str, clock_hz: float, peer: str | None = None):
+    """(port key, bytes per cycle) of the port of ``memory`` a transfer uses; links may slow it."""
+    port = memory.port_for(role, direction)
+    rate = math.inf if port.bandwidth is None else port.bandwidth.bytes_per_cycle(clock_hz)
+    if peer is not None:
+        link = arch.link_between(memory.name, peer)
+        if link is not None and link.bandwidth is not None:
+            rate = min(rate, link.bandwidth.bytes_per_cycle(clock_hz))
+    return (memory.name, port.name), rate
+
+
+def tile_size_counts(extent: int, chain: list[int]) -> Counter:
+    """How many tiles of each size a rank of ``extent`` splits into under nested tiles ``chain``."""
+    counts = Counter({extent: 1})
+    for t in chain:
+        nxt: Counter = Counter()
+        for size, c in counts.items():
+            q, r = divmod(size, t)
+            if q:
+                nxt[t] += c * q
+            if r:
+                nxt[r] += c
+        counts = nxt
+    return counts
+
+
+def last_tile_size(extent: int, chain: list[int]) -> int:
+    """Size of the last tile along a rank at the depth of ``chain``."""
+    size = extent
+    for t in chain:
+        size -= (math.ceil(size / t) - 1) * t
+    return size
+
+
+def tile_duration(view: MatmulView, unit, memory, dims: tuple[int, int, int, int], continues: bool,
+                  clock_hz: float) -> tuple[int, int]:
+    """(cycles, stall-free cycles) of one compute tile: fold cycles, or longer if the feeding
+    memory's ports cannot keep up with the array's reads and writes."""
+    b, m, n, k = dims
+    plan = fold_plan(unit.dataflow, unit.rows, unit.cols, m, n, k)
+    base = (b * plan.folds) * plan.temporal + (plan.per_fold - plan.temporal) if unit.overlap_folds \
+        else b * plan.cycles()
+    acc = array_accesses(unit.dataflow, unit.rows, unit.cols, m, n, k, continues)
+    moves = {("input", "read"): acc.input_reads, ("weight", "read"): acc.weight_reads,
+             ("output", "read"): acc.output_reads, ("output", "write"): acc.output_writes}
+    per_port: Counter = Counter()
+    rates = {}
+    for (role, direction), words in moves.items():
+        if words:
+            key, rate = port_rate(None, memory, role, direction, clock_hz)
+            per_port[key] += b * words * view.elem_bytes[role]
+            rates[key] = rate
+    stall = max((transfer_cycles(v, rates[key]) for key, v in per_port.items()), default=0)
+    return max(base, stall), base
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What the analytical model predicts for one mapping."""
+
+    latency_cycles: int
+    compute_cycles: int  # Σ compute-tile durations, buffer-port stalls included
+    stall_free_cycles: int  # Σ closed-form fold cycles
+    macs: int
+    traffic: dict[str, dict[str, dict[str, float]]]  # memory -> tensor -> {"read", "write"} bytes
+    energy_breakdown: dict[str, float]  # "component.action" -> pJ
+    bound_cycles: int  # roofline lower bound: max(peak compute, every port's bytes / bandwidth)
+
+    @property
+    def energy_pj(self) -> float:
+        return sum(self.energy_breakdown.values())
+
+    def level_bytes(self) -> dict[str, float]:
+        return {mem: sum(d["read"] + d["write"] for d in per.values()) for mem, per in self.traffic.items()}
+
+
+def boundary_reps(mapping: Mapping, view: MatmulView, b: int) -> dict[str, int]:
+    """Per role, how many times its whole tensor crosses boundary b (see the module docstring)."""
+    loops = [(r, mapping.trips(j)[r]) for j in range(b) for r in mapping.levels[j].order]
+    reps = {}
+    for role in ROLES:
+        rel = set(view.ranks_of(role))
+        inner = max((i for i, (r, t) in enumerate(loops) if r in rel and t > 1), default=-1)
+        reps[role] = prod(t for r, t in loops[: inner + 1] if r not in rel)
+    return reps
+
+
+def evaluate(view: MatmulView, mapping: Mapping, arch) -> Cost:
+    """Latency, energy and traffic of ``mapping`` (assumed valid: see check_mapping)."""
+    unit = arch.unit(mapping.unit)
+    clock = arch.clock_hz(unit)
+    mems = arch.memories
+    depth = len(mems)
+    ranks = view.ranks
+    chain = {r: [mapping.levels[j].tile[r] for j in range(1, depth)] for r in ranks}
+    full = {role: prod(view.sizes[r] for r in view.ranks_of(role)) * view.elem_bytes[role] for role in ROLES}
+    traffic = {m.name: {view.tensors[role]: {"read": 0.0, "write": 0.0} for role in ROLES} for m in mems}
+    port_bytes: Counter = Counter()  # boundary transfers per port (outer memory's port)
+    rates: dict = {}
+    crossing: Counter = Counter()  # bytes over each boundary, for link energy
+
+    def move(role: str, src, dst, nbytes: float, direction: str) -> None:
+        """Account a boundary transfer between ``src`` (outer) and ``dst`` (inner)."""
+        if nbytes <= 0:
+            return
+        t = view.tensors[role]
+        outer, inner = (src, dst) if direction == "read" else (dst, src)
+        traffic[outer.name][t][direction] += nbytes
+        traffic[inner.name][t]["write" if direction == "read" else "read"] += nbytes
+        key, rate = port_rate(arch, outer, role, direction, clock, inner.name)
+        port_bytes[key] += nbytes
+        rates[key] = rate
+        crossing[(outer.name, inner.name)] += nbytes
+
+    for b in range(1, depth):
+        reps = boundary_reps(mapping, view, b)
+        outer, inner = mems[b - 1], mems[b]
+        move("input", outer, inner, reps["input"] * full["input"], "read")
+        move("weight", outer, inner, reps["weight"] * full["weight"], "read")
+        move("output", outer, inner, (reps["output"] - 1) * full["output"], "read")
+        move("output", inner, outer, reps["output"] * full["output"], "write")
+
+    # Compute tiles, grouped by shape; a tile "continues" a partial sum unless it is the first
+    # k-tile (index 0 on every k rank, hence the full-size k tile) of its output tile.
+    innermost = mems[-1]
+    counts = {r: tile_size_counts(view.sizes[r], chain[r]) for r in ranks}
+    first_k = {r: chain[r][-1] for r in view.groups["k"]}
+    compute = stall_free = macs = 0
+    array_words: Counter = Counter()
+    for combo in product(*(sorted(counts[r].items()) for r in ranks)):
+        tile = {r: s for r, (s, _) in zip(ranks, combo)}
+        count = prod(c for _, c in combo)
+        k_count = prod(counts[r][tile[r]] for r in view.groups["k"])
+        n_first = count // k_count if all(tile[r] == first_k[r] for r in first_k) else 0
+        dims = view.dims(tile)
+        macs += count * prod(dims)
+        for continues, n in ((False, n_first), (True, count - n_first)):
+            if n == 0:
+                continue
+            dur, base = tile_duration(view, unit, innermost, dims, continues, clock)
+            compute += n * dur
+            stall_free += n * base
+            acc = array_accesses(unit.dataflow, unit.rows, unit.cols, *dims[1:], continues)
+            for role, direction, words in (("input", "read", acc.input_reads), ("weight", "read", acc.weight_reads),
+                                           ("output", "read", acc.output_reads), ("output", "write", acc.output_writes)):
+                array_words[(role, direction)] += n * dims[0] * words
+    array_port_bytes: Counter = Counter()
+    for (role, direction), words in array_words.items():
+        nbytes = words * view.elem_bytes[role]
+        traffic[innermost.name][view.tensors[role]][direction] += nbytes
+        key, rate = port_rate(arch, innermost, role, direction, clock)
+        array_port_bytes[key] += nbytes
+        rates[key] = rate
+    busiest = max((transfer_cycles(v, rates[k]) for k, v in (port_bytes + array_port_bytes).items()), default=0)
+    bound = max(math.ceil(macs / (unit.rows * unit.cols)), busiest)
+
+    # Latency: first tile's loads, then compute overlapped with the remaining transfers, then
+    # the last write-back chain. Exact when every transfer hides under compute.
+    first_load = 0
+    for b in range(1, depth):
+        per_port: Counter = Counter()
+        for role in ("input", "weight"):
+            nbytes = prod(chain[r][b - 1] for r in view.ranks_of(role)) * view.elem_bytes[role]
+            key, rate = port_rate(arch, mems[b - 1], role, "read", clock, mems[b].name)
+            per_port[key] += transfer_cycles(nbytes, rate)
+            port_bytes[key] -= nbytes
+        first_load += max(per_port.values(), default=0)
+    last_store = 0
+    for b in range(depth - 1, 0, -1):
+        nbytes = prod(last_tile_size(view.sizes[r], chain[r][:b]) for r in view.ranks_of("output")) * view.elem_bytes["output"]
+        key, rate = port_rate(arch, mems[b - 1], "output", "write", clock, mems[b].name)
+        last_store += transfer_cycles(nbytes, rate)
+        port_bytes[key] -= nbytes
+    rest = {key: (0 if math.isinf(rates[key]) else max(v, 0.0) / rates[key]) for key, v in port_bytes.items()}
+    if innermost.double_buffered:
+        middle = max(compute, max(rest.values(), default=0.0))
+    else:
+        middle = compute + sum(rest.values())
+    latency = first_load + math.ceil(middle - 1e-9) + last_store
+
+    energy = energy_breakdown(arch, unit, traffic, crossing, macs)
+    return Cost(latency, compute, stall_free, macs, traffic, energy, bound)
+
+
+def energy_breakdown(arch, unit, traffic: dict, crossing: dict, macs: int) -> dict[str, float]:
+    """Energy by component and action from bytes moved and MACs executed."""
+    out: dict[str, float] = {}
+    for mem in arch.memories:
+        word_bytes = mem.word_bits / 8
+        reads = sum(d["read"] for d in traffic[mem.name].values()) / word_bytes
+        writes = sum(d["write"] for d in traffic[mem.name].values()) / word_bytes
+        out[f"{mem.name}.read"] = reads * mem.read_pj_per_word
+        out[f"{mem.name}.write"] = writes * mem.write_pj_per_word
+    for link in arch.links:
+        moved = crossing.get((link.src, link.dst), 0.0) + crossing.get((link.dst, link.src), 0.0)
+        out[f"{link.name}.transfer"] = moved * (8 * link.energy.pj if link.energy.per_bit else link.energy.pj)
+    out[f"{unit.name}.mac"] = macs * unit.op_cost("mac")[1]
+    return out

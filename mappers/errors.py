@@ -1,0 +1,5 @@
+"""Errors the mapping layer raises: one line saying what cannot be mapped and why."""
+
+
+class MappingError(ValueError):
+    """An Einsum, mapping or architecture that cannot be mapped; the message is one line."""

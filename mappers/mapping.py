@@ -1,0 +1,173 @@
+"""The Mapping of one Einsum onto an architecture: tiles per memory level, loop orders, spatial axes.
+
+``levels[j]`` belongs to ``arch.memories[j]`` (outermost first). ``levels[j].tile`` is the
+tile of every rank that memory j holds (level 0 holds the whole tensor); ``levels[j].order``
+lists, outermost first, the loops that walk the tiles of level j+1 inside one tile of level j.
+The innermost level's tile is what the compute array executes, folding it onto its rows and
+columns as its dataflow dictates (``spatial``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from math import ceil
+
+import yaml
+
+from mappers.errors import MappingError
+from mappers.view import MatmulView
+
+SPATIAL = {"os": ("m", "n"), "ws": ("k", "n"), "is": ("k", "m")}
+"""Which rank group each dataflow places on the array's (rows, cols)."""
+
+
+@dataclass(frozen=True)
+class LevelMapping:
+    """What one memory level holds (``tile``) and how it walks the next level's tiles (``order``)."""
+
+    memory: str
+    tile: dict[str, int]
+    order: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """A loop nest for one Einsum: a LevelMapping per memory level, bound to a compute unit."""
+
+    einsum: str
+    unit: str
+    dataflow: str
+    levels: tuple[LevelMapping, ...]
+    notes: dict[str, str] = field(default_factory=dict)
+
+    def trips(self, j: int) -> dict[str, int]:
+        """Trip count per rank of the loops at level j (over level j+1's tiles)."""
+        if j >= len(self.levels) - 1:
+            return {}
+        outer, inner = self.levels[j].tile, self.levels[j + 1].tile
+        return {r: ceil(outer[r] / inner[r]) for r in outer}
+
+    @property
+    def compute_tile(self) -> dict[str, int]:
+        return self.levels[-1].tile
+
+    def to_dict(self, view: MatmulView | None = None) -> dict:
+        """Plain-data form (for YAML); ``spatial`` and ``trips`` are written for the reader."""
+        levels = []
+        for j, lv in enumerate(self.levels):
+            entry: dict = {"memory": lv.memory, "tile": dict(lv.tile)}
+            if j < len(self.levels) - 1:
+                entry["order"] = list(lv.order)
+                entry["trips"] = {r: self.trips(j)[r] for r in lv.order}
+            levels.append(entry)
+        d: dict = {"einsum": self.einsum, "unit": self.unit, "dataflow": self.dataflow}
+        if view is not None:
+            rows, cols = SPATIAL[self.dataflow]
+            d["spatial"] = {"rows": list(view.groups[rows]), "cols": list(view.groups[cols])}
+        d["levels"] = levels
+        if self.notes:
+            d["notes"] = dict(self.notes)
+        return d
+
+    def to_yaml(self, view: MatmulView | None = None) -> str:
+        return yaml.safe_dump(self.to_dict(view), sort_keys=False, default_flow_style=None)
+
+    def describe(self, view: MatmulView) -> str:
+        """A readable loop nest, outermost loop first."""
+        rows, cols = SPATIAL[self.dataflow]
+        lines = [f"# {self.einsum} on {self.unit} ({self.dataflow}: rows <- {','.join(view.groups[rows]) or '-'}, "
+                 f"cols <- {','.join(view.groups[cols]) or '-'})"]
+        indent = ""
+        for j, lv in enumerate(self.levels):
+            tile = " ".join(f"{r}={lv.tile[r]}" for r in view.ranks)
+            lines.append(f"{indent}# {lv.memory} holds {tile}")
+            for r in lv.order:
+                t = self.trips(j)[r]
+                if t > 1:
+                    lines.append(f"{indent}for {r}{j} in range({t}):")
+                    indent += "  "
+        lines.append(f"{indent}compute tile on {self.unit}")
+        return "\n".join(lines)
+
+
+_LEVEL_KEYS = {"memory", "tile", "order", "trips"}
+_TOP_KEYS = {"einsum", "unit", "dataflow", "spatial", "levels", "notes"}
+
+
+def mapping_from_dict(d: dict) -> Mapping:
+    """Read a mapping written by :meth:`Mapping.to_dict`; ``spatial`` and ``trips`` are checked later."""
+    if not isinstance(d, dict):
+        raise MappingError("mapping: expected a mapping with keys einsum, unit, dataflow, levels")
+    unknown = set(d) - _TOP_KEYS
+    if unknown:
+        raise MappingError(f"mapping: unknown key '{sorted(unknown)[0]}' (allowed: {', '.join(sorted(_TOP_KEYS))})")
+    for key in ("einsum", "unit", "dataflow", "levels"):
+        if key not in d:
+            raise MappingError(f"mapping: missing key '{key}'")
+    levels = []
+    for j, lv in enumerate(d["levels"]):
+        if not isinstance(lv, dict) or "memory" not in lv or "tile" not in lv:
+            raise MappingError(f"mapping: levels[{j}] needs 'memory' and 'tile'")
+        bad = set(lv) - _LEVEL_KEYS
+        if bad:
+            raise MappingError(f"mapping: levels[{j}]: unknown key '{sorted(bad)[0]}'")
+        tile = lv["tile"]
+        if not isinstance(tile, dict) or not all(isinstance(v, int) and not isinstance(v, bool) for v in tile.values()):
+            raise MappingError(f"mapping: levels[{j}].tile must map ranks to positive integers")
+        levels.append(LevelMapping(str(lv["memory"]), {str(k): v for k, v in tile.items()}, tuple(lv.get("order", ()))))
+    m = Mapping(str(d["einsum"]), str(d["unit"]), str(d["dataflow"]), tuple(levels), dict(d.get("notes", {})))
+    for j, lv in enumerate(d["levels"]):
+        if "trips" in lv and lv["trips"] != {r: m.trips(j).get(r) for r in lv["trips"]}:
+            raise MappingError(f"mapping: levels[{j}].trips {lv['trips']} disagree with the tiles (expected {m.trips(j)})")
+    return m
+
+
+def footprint_bytes(view: MatmulView, tile: dict[str, int]) -> dict[str, float]:
+    """Bytes of each operand's tile."""
+    return {role: view.tile_bytes(role, tile) for role in view.tensors}
+
+
+def check_mapping(mapping: Mapping, view: MatmulView, arch) -> None:
+    """Raise MappingError (one line) unless ``mapping`` is a valid mapping of ``view`` on ``arch``."""
+    where = f"mapping of '{view.einsum}'"
+    if mapping.einsum != view.einsum:
+        raise MappingError(f"{where}: it names einsum '{mapping.einsum}'")
+    units = {u.name: u for u in arch.compute}
+    if mapping.unit not in units:
+        raise MappingError(f"{where}: unknown compute unit '{mapping.unit}' (have {', '.join(units)})")
+    unit = units[mapping.unit]
+    if mapping.dataflow != unit.dataflow:
+        raise MappingError(f"{where}: dataflow '{mapping.dataflow}' but unit '{unit.name}' is '{unit.dataflow}'")
+    names = [m.name for m in arch.memories]
+    if [lv.memory for lv in mapping.levels] != names:
+        raise MappingError(f"{where}: levels must be {names} (outermost first), got {[lv.memory for lv in mapping.levels]}")
+    ranks = set(view.ranks)
+    for j, lv in enumerate(mapping.levels):
+        if set(lv.tile) != ranks:
+            raise MappingError(f"{where}: level '{lv.memory}' tile must give every rank {sorted(ranks)}, got {sorted(lv.tile)}")
+        outer = view.sizes if j == 0 else mapping.levels[j - 1].tile
+        for r in view.ranks:
+            if not 1 <= lv.tile[r] <= outer[r]:
+                raise MappingError(f"{where}: level '{lv.memory}' tile {r}={lv.tile[r]} must be between 1 and {outer[r]}")
+            if len(names) > 2 and outer[r] % lv.tile[r]:
+                raise MappingError(f"{where}: level '{lv.memory}' tile {r}={lv.tile[r]} must divide {outer[r]} "
+                                   "(uneven tiles are supported only with two memory levels)")
+        if j < len(mapping.levels) - 1 and sorted(lv.order) != sorted(ranks):
+            raise MappingError(f"{where}: level '{lv.memory}' order must list every rank {sorted(ranks)} once, got {list(lv.order)}")
+    if mapping.levels[0].tile != view.sizes:
+        raise MappingError(f"{where}: the outermost level must hold the whole tensors {view.sizes}")
+    for j, memory in enumerate(arch.memories[1:], start=1):
+        check_capacity(view, memory, mapping.levels[j].tile, where)
+
+
+def check_capacity(view: MatmulView, memory, tile: dict[str, int], where: str) -> None:
+    """Raise MappingError naming the level and the bytes needed if ``tile`` does not fit."""
+    copies = 2 if memory.double_buffered else 1
+    need = {role: copies * b for role, b in footprint_bytes(view, tile).items()}
+    if memory.partitions:
+        for role, cap in memory.partitions.items():
+            if need[role] > cap:
+                raise MappingError(f"{where}: {role} tile needs {need[role]:.0f} B in '{memory.name}' but its partition holds {cap} B")
+    elif memory.capacity is not None and sum(need.values()) > memory.capacity:
+        raise MappingError(f"{where}: tiles need {sum(need.values()):.0f} B in '{memory.name}' "
+                           f"({'double-buffered' if copies == 2 else 'single-buffered'}) but it holds {memory.capacity} B")

@@ -1,0 +1,5 @@
+"""The error the front doors raise for bad input that no lower layer owns (files, specs)."""
+
+
+class InputError(ValueError):
+    """Bad input; the message is one line naming what is wrong and where."""

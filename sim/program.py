@@ -1,0 +1,101 @@
+"""Lower a mapping to a tile program: the compute tiles in loop order, each with the transfers
+it needs before it runs and the write-backs that follow it.
+
+Transfers are decided the way a buffer decides them, by walking the loop nest: an operand
+tile is fetched across boundary b (memory b-1 → memory b) when its index at b differs from
+the previous step's; an output tile is written back when the next step works on another one,
+and read back (a partial sum) when a step returns to one that was written back before. This
+is deliberately not the reuse formula of mappers.cost, so the two can check each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import product
+from math import prod
+from typing import Iterator
+
+from mappers.mapping import Mapping
+from mappers.view import MatmulView
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """One tile crossing boundary ``b``: ``read`` moves it inward, ``write`` outward.
+
+    ``tag`` names an output write-back (boundary, tile, visit); a partial-sum read waits for
+    the write-back named by ``after``.
+    """
+
+    b: int
+    role: str
+    direction: str
+    nbytes: float
+    tag: tuple | None = None
+    after: tuple | None = None
+
+
+@dataclass(frozen=True)
+class Step:
+    """One compute tile: its (batch, m, n, k) dims, whether it continues a partial sum, and
+    the transfers before (``loads``) and after (``stores``) it."""
+
+    dims: tuple[int, int, int, int]
+    continues: bool
+    loads: tuple[Transfer, ...]
+    stores: tuple[Transfer, ...]
+
+
+def tile_program(view: MatmulView, mapping: Mapping) -> Iterator[Step]:
+    """Yield every compute tile of ``mapping`` in execution order."""
+    depth = len(mapping.levels)
+    ranks = view.ranks
+    tiles = [lv.tile for lv in mapping.levels]
+    loops = [(j, r, mapping.trips(j)[r]) for j in range(depth - 1) for r in mapping.levels[j].order]
+    role_ranks = {role: view.ranks_of(role) for role in ("input", "weight", "output")}
+    prev_keys: dict[tuple[int, str], tuple] = {}
+    visits: dict[tuple[int, tuple], int] = {}  # (boundary, output tile) -> write-backs so far
+    seen_compute: set[tuple] = set()
+    pending: tuple | None = None  # (dims, continues, loads, output keys, output bytes)
+
+    def flush(next_keys: dict[int, tuple] | None) -> Step:
+        dims, continues, loads, keys, out_bytes = pending
+        stores = []
+        for b in range(depth - 1, 0, -1):
+            if next_keys is None or next_keys[b] != keys[b]:
+                v = visits.get((b, keys[b]), 0) + 1
+                visits[(b, keys[b])] = v
+                stores.append(Transfer(b, "output", "write", out_bytes[b], tag=(b, keys[b], v)))
+        return Step(dims, continues, tuple(loads), tuple(stores))
+
+    for idx in product(*(range(t) for _, _, t in loops)):
+        # start and size of every rank's tile at every level
+        start = [{r: 0 for r in ranks}]
+        size = [dict(view.sizes)]
+        at = dict(zip(((j, r) for j, r, _ in loops), idx))
+        for j in range(1, depth):
+            s = {r: start[j - 1][r] + at.get((j - 1, r), 0) * tiles[j][r] for r in ranks}
+            start.append(s)
+            size.append({r: min(tiles[j][r], start[j - 1][r] + size[j - 1][r] - s[r]) for r in ranks})
+        loads: list[Transfer] = []
+        out_keys, out_bytes = {}, {}
+        for b in range(1, depth):
+            for role in ("input", "weight", "output"):
+                key = tuple(start[b][r] for r in role_ranks[role])
+                nbytes = prod(size[b][r] for r in role_ranks[role]) * view.elem_bytes[role]
+                changed = prev_keys.get((b, role)) != key
+                prev_keys[(b, role)] = key
+                if role == "output":
+                    out_keys[b], out_bytes[b] = key, nbytes
+                    done = visits.get((b, key), 0)
+                    if changed and done:
+                        loads.append(Transfer(b, "output", "read", nbytes, after=(b, key, done)))
+                elif changed:
+                    loads.append(Transfer(b, role, "read", nbytes))
+        if pending is not None:
+            yield flush(out_keys)
+        compute_key = tuple(start[depth - 1][r] for r in role_ranks["output"])
+        continues = compute_key in seen_compute
+        seen_compute.add(compute_key)
+        pending = (view.dims(size[depth - 1]), continues, loads, out_keys, out_bytes)
+    yield flush(None)

@@ -1,0 +1,43 @@
+"""What runs: the extended-Einsum cascade IR, its numpy interpreter, and workload builders.
+
+Imports only the standard library and numpy (never arch, mappers or sim).
+"""
+
+from workloads.builders import attention_1pass, attention_3pass, gemm, gemms_from_list, softmax
+from workloads.cascade import Cascade, Stage
+from workloads.interpreter import interpret
+from workloads.ir import (
+    DTYPE_BYTES,
+    MAP_OPS,
+    REDUCE_OPS,
+    UNARY_OPS,
+    Access,
+    Affine,
+    Einsum,
+    Tensor,
+    Unary,
+    WorkloadError,
+)
+from workloads.spec import parse_workload_spec
+
+__all__ = [
+    "DTYPE_BYTES",
+    "MAP_OPS",
+    "REDUCE_OPS",
+    "UNARY_OPS",
+    "Access",
+    "Affine",
+    "Cascade",
+    "Einsum",
+    "Stage",
+    "Tensor",
+    "Unary",
+    "WorkloadError",
+    "attention_1pass",
+    "attention_3pass",
+    "gemm",
+    "gemms_from_list",
+    "interpret",
+    "parse_workload_spec",
+    "softmax",
+]
