@@ -2,8 +2,8 @@
 
 It tiles at the outermost boundary only (inner on-chip levels hold the same tile), trying for
 each rank the whole extent, powers of two, multiples of the array dimension it is laid on and
-near-even splits; it keeps the largest tiles that fit, tries every loop order, and picks the
-lowest analytical latency, then energy. The CP-SAT mapper replaces it where optimality matters.
+near-even splits; it scores every tile that fits with one loop order, tries every order on
+the best few and on the largest tiles, and picks the lowest analytical latency, then energy. The CP-SAT mapper replaces it where optimality matters.
 """
 
 from __future__ import annotations
@@ -34,13 +34,14 @@ def _candidates(extent: int, step: int, perfect: bool) -> list[int]:
     return sorted(sizes)
 
 
-def _maximal(tiles: list[dict[str, int]], ranks: tuple[str, ...]) -> list[dict[str, int]]:
-    """Drop tiles that another fitting tile covers in every rank (they only lose reuse)."""
-    keep = []
+def _frontier(tiles: list[dict[str, int]], ranks: tuple[str, ...]) -> list[dict[str, int]]:
+    """For each choice of all ranks but the last, only the largest fitting last-rank size."""
+    best: dict[tuple, dict[str, int]] = {}
     for t in tiles:
-        if not any(o is not t and all(o[r] >= t[r] for r in ranks) and o != t for o in tiles):
-            keep.append(t)
-    return keep
+        head = tuple(t[r] for r in ranks[:-1])
+        if head not in best or t[ranks[-1]] > best[head][ranks[-1]]:
+            best[head] = t
+    return list(best.values())
 
 
 def default_mapping(view: MatmulView, arch, unit_name: str | None = None) -> Mapping:
@@ -55,7 +56,6 @@ def default_mapping(view: MatmulView, arch, unit_name: str | None = None) -> Map
     perfect = len(arch.memories) > 2
     cands = {r: _candidates(view.sizes[r], step[r], perfect) for r in view.ranks}
     on_chip = arch.memories[1:]
-    *outer_ranks, last = view.ranks
 
     def fits(tile: dict[str, int]) -> bool:
         try:
@@ -65,29 +65,45 @@ def default_mapping(view: MatmulView, arch, unit_name: str | None = None) -> Map
             return False
         return True
 
-    fitting = []  # for each choice of the other ranks, the largest fitting size of the last
-    for combo in product(*(cands[r] for r in outer_ranks)):
-        for size in reversed(cands[last]):
-            tile = {**dict(zip(outer_ranks, combo)), last: size}
-            if fits(tile):
-                fitting.append(tile)
-                break
+    fitting = [t for t in (dict(zip(view.ranks, c)) for c in product(*(cands[r] for r in view.ranks))) if fits(t)]
     if not fitting:
         raise _no_fit(view, arch)
+    largest = _frontier(fitting, view.ranks)
+    if len(fitting) > _MAX_TILES:  # keep the search bounded
+        fitting = largest
+
+    def mapping_for(tile: dict[str, int], order: tuple[str, ...]) -> Mapping:
+        fixed = tuple(r for r in view.ranks if r not in order)
+        levels = [LevelMapping(arch.memories[0].name, dict(view.sizes), tuple(order) + fixed)]
+        levels += [LevelMapping(m.name, dict(tile), tuple(view.ranks)) for m in on_chip[:-1]]
+        levels.append(LevelMapping(on_chip[-1].name, dict(tile), ()))
+        return Mapping(view.einsum, unit.name, unit.dataflow, tuple(levels))
+
+    def score(mapping: Mapping, tile: dict[str, int]) -> tuple:
+        cost = evaluate(view, mapping, arch)  # ties go to bigger tiles, then to the order's text
+        return cost.latency_cycles, cost.energy_pj, tuple(-tile[r] for r in view.ranks), mapping.levels[0].order
+
+    # Stage 1 scores every fitting tile with one loop order; stage 2 tries every order on the
+    # best few and on the largest tiles (most reuse), whose best order stage 1 may have missed.
+    ranked = sorted(fitting, key=lambda t: score(mapping_for(t, _moving(view, t)), t))
+    finalists = {tuple(t[r] for r in view.ranks): t for t in ranked[:_REFINE] + largest}
     best = None
-    for tile in _maximal(fitting, view.ranks):
-        moving = [r for r in view.ranks if tile[r] < view.sizes[r]]
-        fixed = [r for r in view.ranks if tile[r] == view.sizes[r]]
-        for order in permutations(moving):
-            levels = [LevelMapping(arch.memories[0].name, dict(view.sizes), tuple(order) + tuple(fixed))]
-            levels += [LevelMapping(m.name, dict(tile), tuple(view.ranks)) for m in on_chip]
-            levels[-1] = LevelMapping(on_chip[-1].name, dict(tile), ())
-            mapping = Mapping(view.einsum, unit.name, unit.dataflow, tuple(levels))
-            cost = evaluate(view, mapping, arch)
-            key = (cost.latency_cycles, cost.energy_pj, tuple(-tile[r] for r in view.ranks), order)
+    for tile in finalists.values():
+        for order in permutations(_moving(view, tile)):
+            m = mapping_for(tile, order)
+            key = score(m, tile)
             if best is None or key < best[0]:
-                best = (key, mapping)
+                best = (key, m)
     return best[1]
+
+
+_MAX_TILES = 3000
+_REFINE = 8
+
+
+def _moving(view: MatmulView, tile: dict[str, int]) -> tuple[str, ...]:
+    """Ranks the outer level actually loops over (tile smaller than the extent)."""
+    return tuple(r for r in view.ranks if tile[r] < view.sizes[r])
 
 
 def _no_fit(view: MatmulView, arch) -> MappingError:
