@@ -109,9 +109,24 @@ class Cost:
         return {mem: sum(d["read"] + d["write"] for d in per.values()) for mem, per in self.traffic.items()}
 
 
+def boundary_loops(mapping: Mapping, b: int) -> list[tuple[str, int]]:
+    """The loops above boundary b, flattened outermost first: (rank, trips)."""
+    return [(r, mapping.trips(j)[r]) for j in range(b) for r in mapping.levels[j].order]
+
+
+def pipeline_latency(first_load: int, compute: int, rest_bytes: Counter, rates: dict, last_store: int,
+                     double_buffered: bool) -> int:
+    """Latency of a double-buffered tile pipeline: the first tile's loads, then compute
+    overlapped with every other transfer (each port at its rate), then the last write-back.
+    Exact when every transfer hides under compute; a lower estimate when ports contend."""
+    rest = [0.0 if math.isinf(rates[k]) else max(v, 0.0) / rates[k] for k, v in rest_bytes.items()]
+    middle = max([compute] + rest) if double_buffered else compute + sum(rest)
+    return first_load + math.ceil(middle - 1e-9) + last_store
+
+
 def boundary_reps(mapping: Mapping, view: MatmulView, b: int) -> dict[str, int]:
     """Per role, how many times its whole tensor crosses boundary b (see the module docstring)."""
-    loops = [(r, mapping.trips(j)[r]) for j in range(b) for r in mapping.levels[j].order]
+    loops = boundary_loops(mapping, b)
     reps = {}
     for role in ROLES:
         rel = set(view.ranks_of(role))
@@ -206,19 +221,14 @@ def evaluate(view: MatmulView, mapping: Mapping, arch) -> Cost:
         key, rate = port_rate(arch, mems[b - 1], "output", "write", clock, mems[b].name)
         last_store += transfer_cycles(nbytes, rate)
         port_bytes[key] -= nbytes
-    rest = {key: (0 if math.isinf(rates[key]) else max(v, 0.0) / rates[key]) for key, v in port_bytes.items()}
-    if innermost.double_buffered:
-        middle = max(compute, max(rest.values(), default=0.0))
-    else:
-        middle = compute + sum(rest.values())
-    latency = first_load + math.ceil(middle - 1e-9) + last_store
+    latency = pipeline_latency(first_load, compute, port_bytes, rates, last_store, innermost.double_buffered)
 
-    energy = energy_breakdown(arch, unit, traffic, crossing, macs)
+    energy = energy_breakdown(arch, unit, traffic, crossing, {"mac": macs})
     return Cost(latency, compute, stall_free, macs, traffic, energy, bound)
 
 
-def energy_breakdown(arch, unit, traffic: dict, crossing: dict, macs: int) -> dict[str, float]:
-    """Energy by component and action from bytes moved and MACs executed."""
+def energy_breakdown(arch, unit, traffic: dict, crossing: dict, ops: dict[str, int]) -> dict[str, float]:
+    """Energy by component and action from bytes moved and ops executed (unit op -> count)."""
     out: dict[str, float] = {}
     for mem in arch.memories:
         word_bytes = mem.word_bits / 8
@@ -229,5 +239,6 @@ def energy_breakdown(arch, unit, traffic: dict, crossing: dict, macs: int) -> di
     for link in arch.links:
         moved = crossing.get((link.src, link.dst), 0.0) + crossing.get((link.dst, link.src), 0.0)
         out[f"{link.name}.transfer"] = moved * (8 * link.energy.pj if link.energy.per_bit else link.energy.pj)
-    out[f"{unit.name}.mac"] = macs * unit.op_cost("mac")[1]
+    for op, count in sorted(ops.items()):
+        out[f"{unit.name}.{op}"] = count * unit.op_cost(op)[1]
     return out

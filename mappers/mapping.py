@@ -61,7 +61,7 @@ class Mapping:
                 entry["trips"] = {r: self.trips(j)[r] for r in lv.order}
             levels.append(entry)
         d: dict = {"einsum": self.einsum, "unit": self.unit, "dataflow": self.dataflow}
-        if view is not None:
+        if view is not None and self.dataflow in SPATIAL:
             rows, cols = SPATIAL[self.dataflow]
             d["spatial"] = {"rows": list(view.groups[rows]), "cols": list(view.groups[cols])}
         d["levels"] = levels
@@ -72,14 +72,17 @@ class Mapping:
     def to_yaml(self, view: MatmulView | None = None) -> str:
         return yaml.safe_dump(self.to_dict(view), sort_keys=False, default_flow_style=None)
 
-    def describe(self, view: MatmulView) -> str:
+    def describe(self, view=None) -> str:
         """A readable loop nest, outermost loop first."""
-        rows, cols = SPATIAL[self.dataflow]
-        lines = [f"# {self.einsum} on {self.unit} ({self.dataflow}: rows <- {','.join(view.groups[rows]) or '-'}, "
-                 f"cols <- {','.join(view.groups[cols]) or '-'})"]
+        if self.dataflow in SPATIAL and view is not None:
+            rows, cols = SPATIAL[self.dataflow]
+            lines = [f"# {self.einsum} on {self.unit} ({self.dataflow}: rows <- {','.join(view.groups[rows]) or '-'}, "
+                     f"cols <- {','.join(view.groups[cols]) or '-'})"]
+        else:
+            lines = [f"# {self.einsum} on {self.unit} ({self.dataflow})"]
         indent = ""
         for j, lv in enumerate(self.levels):
-            tile = " ".join(f"{r}={lv.tile[r]}" for r in view.ranks)
+            tile = " ".join(f"{r}={t}" for r, t in lv.tile.items())
             lines.append(f"{indent}# {lv.memory} holds {tile}")
             for r in lv.order:
                 t = self.trips(j)[r]

@@ -47,12 +47,8 @@ def _run(args) -> int:
     else:
         print(result.table())
         if args.show_mapping:
-            from mappers import matmul_view
-            from sim.inputs import resolve_workload
-
-            cascade = resolve_workload(args.workload)
             for e in result.einsums:
-                print(e.mapping.describe(matmul_view(cascade, next(x for x in cascade.einsums if x.name == e.einsum))))
+                print(e.mapping.describe())
     return 0
 
 

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 
 import simpy
 
-from mappers.cost import port_rate, tile_duration, transfer_cycles
+from collections.abc import Iterable
+
+from mappers.cost import port_rate, transfer_cycles
 from mappers.mapping import Mapping
-from mappers.systolic import array_accesses
 from mappers.view import MatmulView
 from sim.program import Step, Transfer, tile_program
 
@@ -38,8 +39,9 @@ class SimStats:
     latency_cycles: int
     compute_cycles: int  # cycles the array spent on tiles (busy)
     stall_free_cycles: int
-    stall_cycles: dict[str, int]  # why the array waited: "load" (data not there yet)
+    stall_cycles: dict[str, int]  # why the unit waited: "load" (data not there yet), "buffer_bandwidth"
     macs: int
+    ops: dict[str, int]  # unit op -> count (macs included as "mac")
     traffic: dict[str, dict[str, dict[str, float]]]  # memory -> tensor -> {"read", "write"} bytes
     port_busy: dict[str, int]  # "memory.port" -> busy cycles
     crossing: dict[tuple[str, str], float]  # (outer, inner) memory -> bytes over that boundary
@@ -48,13 +50,26 @@ class SimStats:
 
 
 def simulate(view: MatmulView, mapping: Mapping, arch, trace: bool = False) -> SimStats:
-    """Run the tile program of ``mapping`` (assumed valid) through the event engine."""
+    """Run the tile program of a GEMM ``mapping`` (assumed valid) through the event engine."""
+    steps = tile_program(view, mapping, arch)
+    return run_steps(steps, arch, arch.unit(mapping.unit), view.tensors.values(), view.einsum, trace)
+
+
+def simulate_vector(view, mapping: Mapping, arch, trace: bool = False) -> SimStats:
+    """Run the tile program of a vector ``mapping`` through the event engine."""
+    from sim.program import vector_program
+
+    tensors = dict.fromkeys(o.tensor for o in view.operands)
+    return run_steps(vector_program(view, mapping, arch), arch, arch.unit(mapping.unit), tensors, view.einsum, trace)
+
+
+def run_steps(steps: Iterable[Step], arch, unit, tensors: Iterable[str], label: str, trace: bool = False) -> SimStats:
+    """Run a tile program on ``unit``: loads, compute and write-backs as concurrent processes."""
     env = simpy.Environment()
-    unit = arch.unit(mapping.unit)
     clock = arch.clock_hz(unit)
     mems = arch.memories
     innermost = mems[-1]
-    traffic = {m.name: {t: {"read": 0.0, "write": 0.0} for t in view.tensors.values()} for m in mems}
+    traffic = {m.name: {t: {"read": 0.0, "write": 0.0} for t in tensors} for m in mems}
     ports: dict[tuple, simpy.Resource] = {}
     busy: Counter = Counter()
     crossing: Counter = Counter()
@@ -62,6 +77,7 @@ def simulate(view: MatmulView, mapping: Mapping, arch, trace: bool = False) -> S
     events = [0]
     timeline: list[TraceEvent] = []
     counters = {"compute": 0, "stall_free": 0, "macs": 0, "load_wait": 0}
+    ops: Counter = Counter()
 
     def done(tag: tuple) -> simpy.Event:
         if tag not in done_events:
@@ -83,9 +99,9 @@ def simulate(view: MatmulView, mapping: Mapping, arch, trace: bool = False) -> S
                 yield env.timeout(cycles)
             busy[f"{key[0]}.{key[1]}"] += cycles
             if trace:
-                name = f"{'load' if tr.direction == 'read' else 'store'} {view.tensors[tr.role]}"
+                name = f"{'load' if tr.direction == 'read' else 'store'} {tr.tensor}"
                 timeline.append(TraceEvent(name, f"{key[0]}.{key[1]}", t0, cycles))
-        tensor = view.tensors[tr.role]
+        tensor = tr.tensor
         traffic[outer.name][tensor][tr.direction] += tr.nbytes
         traffic[inner.name][tensor]["write" if tr.direction == "read" else "read"] += tr.nbytes
         crossing[(outer.name, inner.name)] += tr.nbytes
@@ -96,7 +112,6 @@ def simulate(view: MatmulView, mapping: Mapping, arch, trace: bool = False) -> S
     slots = simpy.Resource(env, capacity=2 if innermost.double_buffered else 1)
     ready = simpy.Store(env)
     outbox = simpy.Store(env)
-    steps = tile_program(view, mapping)
 
     def loader():
         for step in steps:
@@ -118,13 +133,17 @@ def simulate(view: MatmulView, mapping: Mapping, arch, trace: bool = False) -> S
                 return
             step, slot = item
             counters["load_wait"] += env.now - t0
-            cycles, base = tile_duration(view, unit, innermost, step.dims, step.continues, clock)
             start = env.now
-            yield env.timeout(cycles)
-            _account_array(step, view, unit, traffic[innermost.name], counters, cycles, base)
+            yield env.timeout(step.cycles)
+            for tensor, direction, nbytes in step.inner:
+                traffic[innermost.name][tensor][direction] += nbytes
+            counters["compute"] += step.cycles
+            counters["stall_free"] += step.stall_free
+            counters["macs"] += step.macs
+            ops.update(step.ops)
             events[0] += 1
             if trace:
-                timeline.append(TraceEvent(f"{view.einsum} tile", unit.name, start, cycles))
+                timeline.append(TraceEvent(f"{label} tile", unit.name, start, step.cycles))
             slots.release(slot)
             for tr in step.stores:
                 yield outbox.put(tr)
@@ -146,23 +165,10 @@ def simulate(view: MatmulView, mapping: Mapping, arch, trace: bool = False) -> S
         stall_free_cycles=counters["stall_free"],
         stall_cycles={"load": counters["load_wait"], "buffer_bandwidth": counters["compute"] - counters["stall_free"]},
         macs=counters["macs"],
+        ops=dict(ops),
         traffic=traffic,
         port_busy=dict(busy),
         crossing=dict(crossing),
         events=events[0],
         trace=tuple(timeline),
     )
-
-
-def _account_array(step: Step, view: MatmulView, unit, inner_traffic: dict, counters: dict, cycles: int, base: int) -> None:
-    """Count one compute tile's MACs, cycles and array-side accesses to the feeding memory."""
-    b, m, n, k = step.dims
-    acc = array_accesses(unit.dataflow, unit.rows, unit.cols, m, n, k, step.continues)
-    t = view.tensors
-    inner_traffic[t["input"]]["read"] += b * acc.input_reads * view.elem_bytes["input"]
-    inner_traffic[t["weight"]]["read"] += b * acc.weight_reads * view.elem_bytes["weight"]
-    inner_traffic[t["output"]]["read"] += b * acc.output_reads * view.elem_bytes["output"]
-    inner_traffic[t["output"]]["write"] += b * acc.output_writes * view.elem_bytes["output"]
-    counters["compute"] += cycles
-    counters["stall_free"] += base
-    counters["macs"] += b * m * n * k

@@ -38,18 +38,30 @@ def _read_yaml(path: Path):
     return load_yaml(path)
 
 
-def resolve_workload(workload):
-    """A Cascade from itself, ``gemm:M,N,K[:dtype]``, a cascade YAML or a topology CSV."""
+Segments = list[tuple[str, object, int]]  # (segment name, Cascade, repeat)
+
+
+def resolve_workload(workload, **lowering) -> Segments:
+    """The cascades to run, as (segment, Cascade, repeat): from a Cascade, a Program,
+    ``gemm:M,N,K[:dtype]``, a cascade YAML, a topology CSV, or a model (zoo name, model YAML or
+    Hugging Face config.json) lowered with ``lowering`` (phase, batch, seq, kv_len, attention, ...)."""
+    import workloads
     from workloads import Cascade, WorkloadError, gemms_from_list, parse_workload_spec
 
     if isinstance(workload, Cascade):
-        return workload
+        return [("", workload, 1)]
+    if isinstance(workload, getattr(workloads, "Program", ())):  # TEMP until workloads.Program lands
+        return [(s.name, s.cascade, s.repeat) for s in workload.segments]
     text = str(workload)
     path = Path(text)
+    if text.startswith("gemm:"):
+        return [("", parse_workload_spec(text), 1)]
     if path.suffix in (".yaml", ".yml"):
         data, lines = _read_yaml(path)
+        if not (isinstance(data, dict) and "einsums" in data):
+            return resolve_workload(lower_model(text, **lowering))
         try:
-            return Cascade.from_dict(data)
+            return [("", Cascade.from_dict(data), 1)]
         except WorkloadError as err:
             raise InputError(_locate(err, str(path), lines)) from None
     if path.suffix == ".csv":
@@ -57,11 +69,27 @@ def resolve_workload(workload):
 
         if not path.is_file():
             raise InputError(f"{path}: no such file")
-        layers = read_topology_csv(path)
-        return gemms_from_list(layers, name=path.stem)
-    if ":" not in text and not path.exists():
-        raise InputError(f"unknown workload '{text}': expected gemm:M,N,K, a cascade .yaml or a topology .csv")
-    return parse_workload_spec(text)
+        return [("", gemms_from_list(read_topology_csv(path), name=path.stem), 1)]
+    if ":" in text:
+        return [("", parse_workload_spec(text), 1)]
+    return resolve_workload(lower_model(text, **lowering))
+
+
+def lower_model(name_or_path: str, *, phase: str | None = None, batch: int = 1, seq: int | None = None,
+                kv_len: int | None = None, **options):
+    """Lower a zoo model or config file to a Program; phase defaults to encoder for
+    bidirectional models and prefill otherwise, seq and kv_len to the model's context length."""
+    from workloads import lower
+    from workloads.zoo import load_model
+
+    cfg = load_model(name_or_path)
+    phase = phase or ("prefill" if cfg.causal else "encoder")
+    if phase in ("prefill", "encoder") and seq is None:
+        seq = cfg.max_seq
+    if phase == "decode" and kv_len is None:
+        kv_len = cfg.max_seq
+    options = {k: v for k, v in options.items() if v is not None}
+    return lower(cfg, phase, batch=batch, seq=seq, kv_len=kv_len, **options)
 
 
 def resolve_mappings(mappings) -> dict:

@@ -15,7 +15,9 @@ from itertools import product
 from math import prod
 from typing import Iterator
 
+from mappers.cost import tile_duration
 from mappers.mapping import Mapping
+from mappers.systolic import array_accesses
 from mappers.view import MatmulView
 
 
@@ -28,7 +30,8 @@ class Transfer:
     """
 
     b: int
-    role: str
+    tensor: str
+    role: str  # which port serves it: "input" | "weight" | "output"
     direction: str
     nbytes: float
     tag: tuple | None = None
@@ -37,17 +40,25 @@ class Transfer:
 
 @dataclass(frozen=True)
 class Step:
-    """One compute tile: its (batch, m, n, k) dims, whether it continues a partial sum, and
-    the transfers before (``loads``) and after (``stores``) it."""
+    """One compute tile: how long the unit is busy, what it does, what it reads from and
+    writes to the memory feeding it, and the transfers before (``loads``) and after
+    (``stores``) it."""
 
-    dims: tuple[int, int, int, int]
-    continues: bool
+    cycles: int
+    stall_free: int
+    ops: dict[str, int]  # unit op -> count
+    macs: int
+    inner: tuple[tuple[str, str, float], ...]  # (tensor, "read" | "write", bytes) at the innermost memory
     loads: tuple[Transfer, ...]
     stores: tuple[Transfer, ...]
 
 
-def tile_program(view: MatmulView, mapping: Mapping) -> Iterator[Step]:
+def tile_program(view: MatmulView, mapping: Mapping, arch) -> Iterator[Step]:
     """Yield every compute tile of ``mapping`` in execution order."""
+    unit = arch.unit(mapping.unit)
+    clock = arch.clock_hz(unit)
+    innermost = arch.memories[-1]
+    names = view.tensors
     depth = len(mapping.levels)
     ranks = view.ranks
     tiles = [lv.tile for lv in mapping.levels]
@@ -65,8 +76,16 @@ def tile_program(view: MatmulView, mapping: Mapping) -> Iterator[Step]:
             if next_keys is None or next_keys[b] != keys[b]:
                 v = visits.get((b, keys[b]), 0) + 1
                 visits[(b, keys[b])] = v
-                stores.append(Transfer(b, "output", "write", out_bytes[b], tag=(b, keys[b], v)))
-        return Step(dims, continues, tuple(loads), tuple(stores))
+                stores.append(Transfer(b, names["output"], "output", "write", out_bytes[b], tag=(b, keys[b], v)))
+        cycles, base = tile_duration(view, unit, innermost, dims, continues, clock)
+        acc = array_accesses(unit.dataflow, unit.rows, unit.cols, *dims[1:], continues)
+        eb = view.elem_bytes
+        inner = ((names["input"], "read", dims[0] * acc.input_reads * eb["input"]),
+                 (names["weight"], "read", dims[0] * acc.weight_reads * eb["weight"]),
+                 (names["output"], "read", dims[0] * acc.output_reads * eb["output"]),
+                 (names["output"], "write", dims[0] * acc.output_writes * eb["output"]))
+        macs = prod(dims)
+        return Step(cycles, base, {"mac": macs}, macs, inner, tuple(loads), tuple(stores))
 
     for idx in product(*(range(t) for _, _, t in loops)):
         # start and size of every rank's tile at every level
@@ -89,9 +108,9 @@ def tile_program(view: MatmulView, mapping: Mapping) -> Iterator[Step]:
                     out_keys[b], out_bytes[b] = key, nbytes
                     done = visits.get((b, key), 0)
                     if changed and done:
-                        loads.append(Transfer(b, "output", "read", nbytes, after=(b, key, done)))
+                        loads.append(Transfer(b, names["output"], "output", "read", nbytes, after=(b, key, done)))
                 elif changed:
-                    loads.append(Transfer(b, role, "read", nbytes))
+                    loads.append(Transfer(b, names[role], role, "read", nbytes))
         if pending is not None:
             yield flush(out_keys)
         compute_key = tuple(start[depth - 1][r] for r in role_ranks["output"])
@@ -99,3 +118,34 @@ def tile_program(view: MatmulView, mapping: Mapping) -> Iterator[Step]:
         seen_compute.add(compute_key)
         pending = (view.dims(size[depth - 1]), continues, loads, out_keys, out_bytes)
     yield flush(None)
+
+
+def vector_program(view, mapping: Mapping, arch) -> Iterator[Step]:
+    """Yield every tile of a vector mapping: operand slices fetched when their tile changes,
+    the output slice written back after each tile (outputs are never revisited)."""
+    from mappers.vector import vector_tile_duration
+
+    unit = arch.unit(mapping.unit)
+    clock = arch.clock_hz(unit)
+    mems = arch.memories
+    tile = mapping.levels[-1].tile
+    order = mapping.levels[0].order
+    trips = [-(-view.sizes[r] // tile[r]) for r in order]
+    prev: dict[int, tuple] = {}
+    for idx in product(*(range(t) for t in trips)):
+        start = {r: i * tile[r] for r, i in zip(order, idx)}
+        size = {r: min(tile[r], view.sizes[r] - start.get(r, 0)) if r in start else view.sizes[r] for r in view.ranks}
+        loads, stores, inner = [], [], []
+        for i, o in enumerate(view.operands):
+            nbytes = o.elements(size) * o.elem_bytes
+            if o.role == "output":
+                stores += [Transfer(b, o.tensor, "output", "write", nbytes) for b in range(len(mems) - 1, 0, -1)]
+                inner.append((o.tensor, "write", nbytes))
+                continue
+            key = tuple(start.get(r, 0) for r in sorted(o.ranks))
+            if prev.get(i) != key:
+                loads += [Transfer(b, o.tensor, "input", "read", nbytes) for b in range(1, len(mems))]
+            prev[i] = key
+            inner.append((o.tensor, "read", nbytes))
+        cycles, base, ops = vector_tile_duration(view, unit, mems[-1], size, clock)
+        yield Step(cycles, base, dict(ops), 0, tuple(inner), tuple(loads), tuple(stores))

@@ -21,20 +21,27 @@ class EinsumResult:
     mapping: Mapping
     sim: SimStats
     model: Cost
-    energy_breakdown: dict[str, float]  # from the simulated traffic and MACs
+    energy_breakdown: dict[str, float]  # from the simulated traffic and ops, for one execution
+    repeat: int = 1  # how many times it runs (identical layers are simulated once)
+    segment: str = ""
 
 
-def _add_nested(into: dict, src: dict) -> None:
+def _scaled(d: dict, k: int) -> dict:
+    return {key: v * k for key, v in d.items()}
+
+
+def _add_nested(into: dict, src: dict, k: int) -> None:
     for mem, per in src.items():
         for tensor, d in per.items():
             slot = into.setdefault(mem, {}).setdefault(tensor, {"read": 0.0, "write": 0.0})
-            slot["read"] += d["read"]
-            slot["write"] += d["write"]
+            slot["read"] += k * d["read"]
+            slot["write"] += k * d["write"]
 
 
 @dataclass(frozen=True)
 class RunResult:
-    """A workload on an architecture: Einsums run one after another, each simulated."""
+    """A workload on an architecture: Einsums run one after another, each simulated once and
+    counted ``repeat`` times in every total."""
 
     workload: str
     arch: str
@@ -43,7 +50,7 @@ class RunResult:
 
     @property
     def latency_cycles(self) -> int:
-        return sum(e.sim.latency_cycles for e in self.einsums)
+        return sum(e.repeat * e.sim.latency_cycles for e in self.einsums)
 
     @property
     def latency_s(self) -> float:
@@ -51,13 +58,21 @@ class RunResult:
 
     @property
     def macs(self) -> int:
-        return sum(e.sim.macs for e in self.einsums)
+        return sum(e.repeat * e.sim.macs for e in self.einsums)
+
+    @property
+    def ops(self) -> dict[str, int]:
+        """Unit ops executed, as ``unit.op`` -> count."""
+        total: Counter = Counter()
+        for e in self.einsums:
+            total.update({f"{e.unit}.{op}": e.repeat * n for op, n in e.sim.ops.items()})
+        return dict(sorted(total.items()))
 
     @property
     def energy_breakdown(self) -> dict[str, float]:
         total: Counter = Counter()
         for e in self.einsums:
-            total.update(e.energy_breakdown)
+            total.update(_scaled(e.energy_breakdown, e.repeat))
         return dict(sorted(total.items()))
 
     @property
@@ -68,7 +83,7 @@ class RunResult:
     def traffic_by_tensor(self) -> dict[str, dict[str, dict[str, float]]]:
         out: dict = {}
         for e in self.einsums:
-            _add_nested(out, e.sim.traffic)
+            _add_nested(out, e.sim.traffic, e.repeat)
         return out
 
     @property
@@ -77,15 +92,17 @@ class RunResult:
 
     @property
     def utilization(self) -> dict[str, float]:
-        """Compute units: MACs / (cycles × PEs); memory ports: busy cycles / cycles."""
+        """Compute units: useful PE-cycles / (cycles × PEs) — for a systolic array its MACs, for a
+        vector unit its stall-free op cycles; memory ports: busy cycles / cycles."""
         cycles = self.latency_cycles or 1
         out: dict[str, float] = {}
         for unit in sorted({e.unit for e in self.einsums}):
             pes = next(e.pes for e in self.einsums if e.unit == unit)
-            out[unit] = sum(e.sim.macs for e in self.einsums if e.unit == unit) / (cycles * pes)
+            busy_pe_cycles = sum(e.repeat * _pe_cycles(e) for e in self.einsums if e.unit == unit)
+            out[unit] = busy_pe_cycles / (cycles * pes)
         busy: Counter = Counter()
         for e in self.einsums:
-            busy.update(e.sim.port_busy)
+            busy.update(_scaled(e.sim.port_busy, e.repeat))
         out.update({port: b / cycles for port, b in sorted(busy.items())})
         return out
 
@@ -93,7 +110,7 @@ class RunResult:
     def stall_cycles(self) -> dict[str, int]:
         total: Counter = Counter()
         for e in self.einsums:
-            total.update(e.sim.stall_cycles)
+            total.update(_scaled(e.sim.stall_cycles, e.repeat))
         return dict(total)
 
     def to_dict(self) -> dict:
@@ -107,19 +124,22 @@ class RunResult:
             "energy_pj": self.energy_pj,
             "energy_breakdown": self.energy_breakdown,
             "macs": self.macs,
+            "ops": self.ops,
             "utilization": self.utilization,
             "traffic_bytes": self.traffic_bytes,
             "traffic_by_tensor": self.traffic_by_tensor,
             "stall_cycles": self.stall_cycles,
-            "roofline_cycles": sum(e.model.bound_cycles for e in self.einsums),
+            "roofline_cycles": sum(e.repeat * e.model.bound_cycles for e in self.einsums),
             "events": sum(e.sim.events for e in self.einsums),
             "model": {
-                "latency_cycles": sum(e.model.latency_cycles for e in self.einsums),
-                "energy_pj": sum(e.model.energy_pj for e in self.einsums),
+                "latency_cycles": sum(e.repeat * e.model.latency_cycles for e in self.einsums),
+                "energy_pj": sum(e.repeat * e.model.energy_pj for e in self.einsums),
             },
             "einsums": [
                 {
                     "einsum": e.einsum,
+                    "segment": e.segment,
+                    "repeat": e.repeat,
                     "unit": e.unit,
                     "latency_cycles": e.sim.latency_cycles,
                     "model_latency_cycles": e.model.latency_cycles,
@@ -141,7 +161,7 @@ class RunResult:
 
         rows = []
         for e in self.einsums:
-            row = {"einsum": e.einsum, "unit": e.unit, "latency_cycles": e.sim.latency_cycles,
+            row = {"segment": e.segment, "repeat": e.repeat, "einsum": e.einsum, "unit": e.unit, "latency_cycles": e.sim.latency_cycles,
                    "model_latency_cycles": e.model.latency_cycles, "macs": e.sim.macs,
                    "energy_pj": sum(e.energy_breakdown.values())}
             for mem, per in e.sim.traffic.items():
@@ -168,3 +188,8 @@ class RunResult:
         if stalls:
             lines.append("  stalls       " + ", ".join(f"{k} {v:,}" for k, v in stalls.items()))
         return "\n".join(lines)
+
+
+def _pe_cycles(e: EinsumResult) -> float:
+    """Useful PE-cycles of one execution: MACs on an array, stall-free lane-cycles on a vector unit."""
+    return e.sim.macs if e.sim.macs else e.sim.stall_free_cycles * e.pes

@@ -1,33 +1,78 @@
-"""``evaluate``: map every Einsum of a workload onto an architecture and simulate it."""
+"""``evaluate``: map every Einsum of a workload onto an architecture and simulate it.
+
+Multiply-accumulate Einsums go to a systolic array (mappers.view / mappers.greedy); every other
+Einsum streams through a vector unit (mappers.vector). Einsums run one after another; a
+Program's segment that repeats (identical layers) is simulated once and counted ``repeat`` times.
+"""
 
 from __future__ import annotations
 
-from mappers import check_mapping, default_mapping, energy_breakdown, evaluate as model_cost, matmul_view
-from mappers.mapping import Mapping
-from sim.engine import simulate
+from mappers import MappingError, check_mapping, default_mapping, energy_breakdown, evaluate as model_cost, matmul_view
+from mappers.mapping import LevelMapping, Mapping
+from mappers.vector import vector_cost, vector_mapping, vector_unit, vector_view
+from sim.engine import simulate, simulate_vector
 from sim.inputs import resolve_arch, resolve_mappings, resolve_workload
 from sim.result import EinsumResult, RunResult
 
 
-def evaluate(arch, workload, *, mappings=None, trace: bool = False) -> RunResult:
+def evaluate(arch, workload, *, mappings=None, trace: bool = False, **lowering) -> RunResult:
     """Simulate ``workload`` on ``arch``, Einsum after Einsum.
 
     ``arch``: an Architecture, a preset name or a YAML / SCALE-Sim .cfg path. ``workload``: a
-    Cascade, ``gemm:M,N,K``, a cascade YAML or a SCALE-Sim topology CSV. ``mappings``: None
-    (the default mapper), a Mapping, a {einsum: Mapping} dict or a mapping YAML path.
+    Cascade, a Program, ``gemm:M,N,K``, a zoo model name or Hugging Face config.json (with
+    ``lowering`` keywords such as phase, batch, seq, kv_len, attention), a cascade YAML or a
+    SCALE-Sim topology CSV. ``mappings``: None (the default mappers), a Mapping, a
+    {einsum: Mapping} dict or a mapping YAML path.
     """
     arch = resolve_arch(arch)
-    cascade = resolve_workload(workload)
+    segments = resolve_workload(workload, **lowering)
     given = resolve_mappings(mappings)
+    cache: dict = {}
     results = []
-    for einsum in cascade.einsums:
+    for segment, cascade, repeat in segments:
+        for einsum in cascade.einsums:
+            results.append(_one(arch, cascade, einsum, given.get(einsum.name), cache, trace, segment, repeat))
+    units = {r.unit for r in results}
+    clocks = {arch.clock_hz(arch.unit(u)) for u in units}
+    if len(clocks) > 1:
+        raise MappingError(f"units {sorted(units)} run on different clocks; mixed clock domains are not supported yet")
+    clock = clocks.pop() if clocks else next(iter(arch.clocks.values()))
+    name = segments[0][1].name if len(segments) == 1 else getattr(workload, "name", str(workload))
+    return RunResult(name, arch.name, clock, tuple(results))
+
+
+def _one(arch, cascade, einsum, mapping: Mapping | None, cache: dict, trace: bool, segment: str, repeat: int) -> EinsumResult:
+    """Map (unless given), check, model and simulate one Einsum."""
+    try:
         view = matmul_view(cascade, einsum)
-        mapping: Mapping = given.get(einsum.name) or default_mapping(view, arch)
+    except MappingError:
+        view = None
+    if view is not None:
+        mapping = mapping or _cached_gemm_mapping(view, arch, cache)
         check_mapping(mapping, view, arch)
-        unit = arch.unit(mapping.unit)
-        stats = simulate(view, mapping, arch, trace=trace)
-        energy = energy_breakdown(arch, unit, stats.traffic, stats.crossing, stats.macs)
-        results.append(EinsumResult(einsum.name, unit.name, unit.rows * unit.cols, mapping, stats,
-                                    model_cost(view, mapping, arch), energy))
-    clock = arch.clock_hz(arch.unit(results[0].unit)) if results else next(iter(arch.clocks.values()))
-    return RunResult(cascade.name, arch.name, clock, tuple(results))
+        stats, cost = simulate(view, mapping, arch, trace=trace), model_cost(view, mapping, arch)
+    else:
+        vview = vector_view(cascade, einsum)
+        mapping = mapping or vector_mapping(vview, arch, vector_unit(vview, arch))
+        stats, cost = simulate_vector(vview, mapping, arch, trace=trace), vector_cost(vview, mapping, arch)
+    unit = arch.unit(mapping.unit)
+    energy = energy_breakdown(arch, unit, stats.traffic, stats.crossing, stats.ops)
+    return EinsumResult(einsum.name, unit.name, unit.rows * unit.cols, mapping, stats, cost, energy, repeat, segment)
+
+
+def _cached_gemm_mapping(view, arch, cache: dict) -> Mapping:
+    """The default mapping, solved once per GEMM shape and renamed for Einsums of the same shape."""
+    key = (tuple((g, tuple(view.sizes[r] for r in view.groups[g])) for g in ("batch", "m", "n", "k")),
+           tuple(sorted(view.elem_bytes.items())))
+    if key not in cache:
+        cache[key] = (default_mapping(view, arch, _matmul_unit(arch)), view.ranks)
+    mapping, ranks = cache[key]
+    rename = dict(zip(ranks, view.ranks))
+    levels = tuple(LevelMapping(lv.memory, {rename[r]: t for r, t in lv.tile.items()}, tuple(rename[r] for r in lv.order))
+                   for lv in mapping.levels)
+    return Mapping(view.einsum, mapping.unit, mapping.dataflow, levels)
+
+
+def _matmul_unit(arch) -> str:
+    """The unit GEMMs run on: the first two-dimensional array with a MAC, else the first unit."""
+    return next((u.name for u in arch.compute if u.rows > 1 and "mac" in u.ops), arch.compute[0].name)
