@@ -48,6 +48,11 @@ def resolve_workload(workload, **lowering) -> Segments:
     import workloads
     from workloads import Cascade, WorkloadError, gemms_from_list, parse_workload_spec
 
+    given = sorted(k for k, v in lowering.items() if v is not None)
+    if given and not _is_model(workload):
+        flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        verb = "apply" if len(given) > 1 else "applies"
+        raise InputError(f"{flags} {verb} only to models (zoo names or config.json), not to '{workload}'")
     if isinstance(workload, Cascade):
         return [("", workload, 1)]
     if isinstance(workload, getattr(workloads, "Program", ())):  # TEMP until workloads.Program lands
@@ -75,21 +80,34 @@ def resolve_workload(workload, **lowering) -> Segments:
     return resolve_workload(lower_model(text, **lowering))
 
 
-def lower_model(name_or_path: str, *, phase: str | None = None, batch: int = 1, seq: int | None = None,
+def _is_model(workload) -> bool:
+    """Whether ``workload`` names a model to lower (not a Cascade, Program, spec, CSV or cascade YAML)."""
+    if not isinstance(workload, (str, Path)):
+        return False
+    text = str(workload)
+    path = Path(text)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        data, _ = _read_yaml(path)
+        return not (isinstance(data, dict) and "einsums" in data)
+    return path.suffix not in (".csv", ".yaml", ".yml") and ":" not in text
+
+
+def lower_model(name_or_path: str, *, phase: str | None = None, batch: int | None = None, seq: int | None = None,
                 kv_len: int | None = None, **options):
     """Lower a zoo model or config file to a Program; phase defaults to encoder for
     bidirectional models and prefill otherwise, seq and kv_len to the model's context length."""
-    from workloads import lower
     from workloads.zoo import load_model
 
     cfg = load_model(name_or_path)
+    from workloads import lower
+
     phase = phase or ("prefill" if cfg.causal else "encoder")
     if phase in ("prefill", "encoder") and seq is None:
         seq = cfg.max_seq
     if phase == "decode" and kv_len is None:
         kv_len = cfg.max_seq
     options = {k: v for k, v in options.items() if v is not None}
-    return lower(cfg, phase, batch=batch, seq=seq, kv_len=kv_len, **options)
+    return lower(cfg, phase, batch=batch or 1, seq=seq, kv_len=kv_len, **options)
 
 
 def resolve_mappings(mappings) -> dict:

@@ -161,15 +161,16 @@ CASCADE_CASES = {
     "undefined tensor": (GEMM_CASCADE.replace('"B[k,n]"]', '"Z[k,n]"]'), ["mm.yaml:", "Z"]),
     "unknown einsum key": (GEMM_CASCADE.replace("reduce: sum", "reduc: sum"), ["mm.yaml:", "reduc"]),
     "shape mismatch": (GEMM_CASCADE.replace("B: {ranks: [k, n]}", "B: {ranks: [k, m]}"), ["mm.yaml:"]),
-    "not a multiply-accumulate": (GEMM_CASCADE.replace("map: mul, reduce: sum", "map: add, reduce: sum"),
-                                  ["einsum 'C'", "multiply-accumulate"]),
+    "no unit has the op": (GEMM_CASCADE.replace("map: mul, reduce: sum", "map: add, reduce: sum"),
+                           ["einsum 'C'", "needs op 'add'", "unit 'array' has only mac"]),
 }
 
 
 @pytest.mark.parametrize("case", sorted(CASCADE_CASES))
 def test_bad_cascade(case, capsys, tmp_path):
     text, fragments = CASCADE_CASES[case]
-    rc, out, err = run_cli(capsys, "run", "--arch", "tpu-like", "--workload", write(tmp_path, "mm.yaml", text))
+    arch = write(tmp_path, "a.yaml", GOOD_ARCH)  # one array with only a MAC
+    rc, out, err = run_cli(capsys, "run", "--arch", arch, "--workload", write(tmp_path, "mm.yaml", text))
     assert_one_line_error(rc, out, err, fragments)
 
 
@@ -180,7 +181,9 @@ def test_bad_cascade(case, capsys, tmp_path):
     (["run", "--arch", "tpu-like", "--workload", "gemm:8,x,8"], ["gemm:M,N,K"]),
     (["run", "--arch", "tpu-like", "--workload", "gemm:0,8,8"], ["gemm:M,N,K"]),
     (["run", "--arch", "tpu-like", "--workload", "conv:8,8,8"], ["conv"]),
-    (["run", "--arch", "tpu-like", "--workload", "bert"], ["unknown workload 'bert'"]),
+    (["run", "--arch", "tpu-like", "--workload", "bert"], ["unknown model 'bert'", "bert-base"]),
+    (["run", "--arch", "tpu-like", "--workload", "gemm:8,8,8", "--phase", "decode"], ["--phase", "only to models"]),
+    (["run", "--arch", "tpu-like", "--workload", "llama2-7b", "--batch", "0"], ["--batch", "positive integer"]),
     (["run", "--arch", "tpu-like"], ["--workload"]),
     (["frobnicate"], ["frobnicate"]),
 ])

@@ -31,8 +31,9 @@ class Cascade:
     """A validated cascade of Einsums; read-only after construction.
 
     Construction checks that every tensor and rank is defined, index counts match tensor
-    ranks, no index leaves its tensor's extent, each tensor has one producer (a running
-    tensor may have several writing disjoint slices), every declared tensor is used, and the
+    ranks, no index leaves its tensor's extent, each tensor has one producer (or several
+    writing disjoint slices: a running tensor's steps, or a concatenation such as a decode
+    step's cached and new keys), every declared tensor is used, and the
     dependencies are acyclic. Einsums are then stored in a topological order in which the
     Einsums of one iterative loop are contiguous (see :meth:`stages`). Validation errors carry
     a ``path`` such as ``("einsums", i, "in", j)``, ``i`` being the position in ``einsums``.
@@ -123,7 +124,7 @@ class Cascade:
         return tuple(n for n in self._tensors if self._producers.get(n) and n not in read)
 
     def producers(self, tensor: str) -> tuple[Einsum, ...]:
-        """The Einsums that write ``tensor`` (several only for a running tensor's disjoint writes)."""
+        """The Einsums that write ``tensor`` (several only when they write disjoint slices)."""
         return tuple(e for e in self._einsums if e.output.tensor == tensor)
 
     def consumers(self, tensor: str) -> tuple[Einsum, ...]:
@@ -406,7 +407,12 @@ def _check_producers(
     tensors: Mapping[str, Tensor],
     extents: Mapping[str, int],
 ) -> dict[str, list[int]]:
-    """Map tensor -> indices of the Einsums writing it; only a running tensor may have several."""
+    """Map tensor -> indices of the Einsums writing it.
+
+    Several writers are allowed when their slices are disjoint: along the iterative rank for
+    a running tensor, or (any other tensor) when the bounding boxes of every two writes are
+    disjoint along some dimension, e.g. ``K[b,mc,e]`` and ``K[b,p+L,e]`` with ``mc < L``.
+    """
     producers: dict[str, list[int]] = {}
     for i, e in enumerate(einsums):
         producers.setdefault(e.output.tensor, []).append(i)
@@ -414,11 +420,8 @@ def _check_producers(
         rank = running.get(name)
         if len(idx) > 1:
             if rank is None:
-                raise WorkloadError(
-                    f"tensor {name} is produced by two einsums: {einsums[idx[0]].name} and "
-                    f"{einsums[idx[1]].name}",
-                    ("einsums", idx[1], "out"),
-                )
+                _check_disjoint_writes(name, idx, einsums, extents)
+                continue
             dim = tensors[name].ranks.index(rank)
             spans = sorted(
                 (einsums[i].output.index[dim].bounds(extents), i) for i in idx
@@ -438,6 +441,21 @@ def _check_producers(
                     ("tensors", name, "initial"),
                 )
     return producers
+
+
+def _check_disjoint_writes(
+    name: str, idx: list[int], einsums: list[Einsum], extents: Mapping[str, int]
+) -> None:
+    """Raise unless every two of the Einsums ``idx`` write boxes of ``name`` that do not overlap."""
+    boxes = [[expr.bounds(extents) for expr in einsums[i].output.index] for i in idx]
+    for a in range(len(idx)):
+        for b in range(a + 1, len(idx)):
+            if not any(hi1 < lo2 or hi2 < lo1 for (lo1, hi1), (lo2, hi2) in zip(boxes[a], boxes[b])):
+                raise WorkloadError(
+                    f"tensor {name} is produced by two einsums: {einsums[idx[a]].name} and "
+                    f"{einsums[idx[b]].name} (their writes overlap)",
+                    ("einsums", idx[b], "out"),
+                )
 
 
 def _check_used(einsums: list[Einsum], tensors: Mapping[str, Tensor]) -> None:

@@ -22,7 +22,7 @@ class ModelConfig:
     ffn: int  # intermediate size (per expert for MoE)
     vocab: int
     max_seq: int
-    ffn_type: str = "gelu"  # "gelu" (2 matrices) | "swiglu" (3 matrices: gate, up, down)
+    ffn_type: str = "gelu"  # "gelu" | "relu" (2 matrices) | "swiglu" (3 matrices: gate, up, down)
     norm: str = "layernorm"  # "layernorm" | "rmsnorm"
     position: str = "learned"  # "learned" | "rope" | "relative" | "none"
     causal: bool = True  # False for encoders (BERT, FuseMax's encoders)
