@@ -1,4 +1,4 @@
-"""Ready-made cascades: GEMM, stable softmax, attention (3-pass and FuseMax's 1-pass), GEMM lists.
+"""Ready-made cascades: GEMM, stable softmax, attention (3-, 2- and FuseMax's 1-pass), GEMM lists.
 
 Rank and tensor names follow the FuseMax paper (see shared/reference/fusemax.md): E = Q/K
 embedding, F = V embedding, P = queries, M = keys/values (softmax reduces over M).
@@ -119,6 +119,31 @@ def attention_1pass(E: int, F: int, P: int, M: int, M0: int, dtype: str = "fp16"
         ],
         iterative={"m1": M1},
     )
+
+
+def attention_2pass(E: int, F: int, P: int, M: int, M0: int, dtype: str = "fp16",
+                    name: str = "attention_2pass") -> Cascade:
+    """TileFlow's 2-pass cascade (fusemax.md's reconstruction) on ``Q[e,p]``, ``K[e,m]``, ``V[f,m]``.
+
+    M is split into (M1, M0); pass 1 finds per-tile maxima and sums, pass 2 rescales and
+    multiplies by V. Built by :func:`workloads.attention.attention_2pass`, so its
+    intermediates are laid out rows first (``BQK[p,m1,m0]``); the result is ``AV[p,f]``.
+    """
+    from workloads.attention import AttentionRanks
+    from workloads.attention import attention_2pass as add_2pass
+    from workloads.program import Builder, Dtypes
+
+    _positive(name, E=E, F=F, P=P, M=M, M0=M0)
+    if M % M0:
+        raise WorkloadError(f"{name}: M={M} is not a multiple of M0={M0}")
+    bld = Builder(name, Dtypes(activations=dtype))
+    for rank, extent in (("e", E), ("f", F), ("p", P), ("m", M)):
+        bld.rank(rank, extent)
+    ar = AttentionRanks(q=("e", "p"), k=("e", "m"), v=("f", "m"))
+    for t, ranks in (("Q", ar.q), ("K", ar.k), ("V", ar.v)):
+        bld.tensor(t, ranks)
+    add_2pass(bld, ar, "Q", "K", "V", "AV", None, M0)
+    return bld.build()
 
 
 def gemms_from_list(layers: Iterable[tuple[str, int, int, int]], dtype: str = "fp16",
