@@ -1,4 +1,5 @@
-"""What runs: the extended-Einsum cascade IR, its numpy interpreter, and workload builders.
+"""What runs: the extended-Einsum cascade IR, its numpy interpreter, workload builders, and
+the lowering of Transformers to Programs of cascades.
 
 Imports only the standard library and numpy (never arch, mappers or sim).
 """

@@ -14,7 +14,12 @@ never use a ``mul``/``sum`` pair, so ``mac`` counts exactly QK + AV work in ever
 
 The 2-/1-pass variants split the key rank m into (m1, m0), ``m = m1*M0 + m0``; the key
 extent must be a multiple of M0 (:func:`key_tile` picks M0 and the padded extent; the
-caller pads K/V and masks the padded keys with -inf).
+caller pads K/V and masks the padded keys with -inf). Their per-tile max LM is taken over
+the raw scores BQK, before the mask: any upper bound of a row's scores stabilises the
+softmax exactly, and a tile whose keys are all masked (causal or sliding-window attention,
+padding) would otherwise give exp(-inf - -inf). The mask enters every exponent (SLN), so
+masked keys weigh exactly 0. The 3-pass variant adds the mask before its max GM (each row
+sees at least one key).
 """
 
 from __future__ import annotations
@@ -122,19 +127,19 @@ def _split_keys(bld: Builder, ar: AttentionRanks, k: str, v: str, m0: int, prefi
 
 
 def _tile_scores(bld: Builder, ar: AttentionRanks, q: str, bk: str, mask: str | None, m0: int,
-                 prefix: str) -> str:
-    """BQK = Q x BK per tile, plus the mask if any; return the scores' name."""
+                 prefix: str) -> tuple[str, str]:
+    """BQK = Q x BK per tile, and BQKM = BQK + mask if there is a mask; return both names."""
     tile = _row(ar, ar.m1, ar.m0)
     bk_index = _blocked(ar.k, ar.key, ar.m1, ar.m0)
     bqk = prefix + "BQK"
     bld.tensor(bqk, tile)
     bld.einsum(access(bqk, tile), (access(q, ar.q), access(bk, bk_index)), "mul", "sum")
     if mask is None:
-        return bqk
+        return bqk, bqk
     bqkm = prefix + "BQKM"
     bld.tensor(bqkm, tile)
     bld.einsum(access(bqkm, tile), (access(bqk, tile), access(mask, (ar.query, f"{ar.m1}*{m0}+{ar.m0}"))), "add")
-    return bqkm
+    return bqk, bqkm
 
 
 def attention_2pass(bld: Builder, ar: AttentionRanks, q: str, k: str, v: str, out: str,
@@ -153,8 +158,8 @@ def attention_2pass(bld: Builder, ar: AttentionRanks, q: str, k: str, v: str, ou
                         ("SPD", per_tile), ("SD", row), ("SCL", per_tile), ("A", tile)):
         bld.tensor(n[name], ranks)
     bld.tensor(out, _row(ar, ar.f))
-    scores = _tile_scores(bld, ar, q, bk, mask, m0, prefix)
-    bld.einsum(access(n["LM"], per_tile), access(scores, tile), None, "max")
+    raw, scores = _tile_scores(bld, ar, q, bk, mask, m0, prefix)
+    bld.einsum(access(n["LM"], per_tile), access(raw, tile), None, "max")
     bld.einsum(access(n["SLN"], tile), (access(scores, tile), access(n["LM"], per_tile)), "exp_sub")
     bld.einsum(access(n["SLD"], per_tile), access(n["SLN"], tile), None, "sum")
     bld.einsum(access(n["GM"], row), access(n["LM"], per_tile), None, "max")
@@ -188,10 +193,10 @@ def attention_1pass(bld: Builder, ar: AttentionRanks, q: str, k: str, v: str, ou
     ):
         bld.tensor(n[name], ranks, initial=initial)
     bld.tensor(out, _row(ar, f))
-    scores = _tile_scores(bld, ar, q, bk, mask, m0, prefix)
+    raw, scores = _tile_scores(bld, ar, q, bk, mask, m0, prefix)
     bv_index = _blocked(ar.v, ar.key, m1r, m0r)
     nv, nv_next = _row(ar, m1r, f), _row(ar, f"{m1r}+1", f)
-    bld.einsum(access(n["LM"], per_tile), access(scores, tile), None, "max")
+    bld.einsum(access(n["LM"], per_tile), access(raw, tile), None, "max")
     bld.einsum(access(n["RM"], nxt), (access(n["RM"], per_tile), access(n["LM"], per_tile)), "max")
     bld.einsum(access(n["SLN"], tile), (access(scores, tile), access(n["RM"], nxt)), "exp_sub")
     bld.einsum(access(n["SLD"], per_tile), access(n["SLN"], tile), None, "sum")

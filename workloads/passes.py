@@ -5,11 +5,12 @@ ranks it is split into (m = m1*M0 + m0: traversed tile by tile, m1 outermost). A
 traversal of the fiber by Einsums that iterate all of its ranks. A dependency that forces
 every element of the fiber to be read before any is re-read -- a value reduced over the
 outer fiber rank (GM = max_m QK) feeding an Einsum that traverses the fiber again (SN) --
-starts a new pass. Einsums that iterate only the outer rank (per-tile values: the running
-max RM, or 2-pass's PRM = exp(LM - GM)) run alongside a pass, or between passes when they
-need a finished reduction, without adding one. Reads of a running tensor's previous value
-inside its loop are loop-carried and force nothing. So 3-pass attention has 3, TileFlow's
-2-pass has 2, and FlashAttention-2/FuseMax's 1-pass has 1.
+starts a new pass. A pure copy (BK, a tiled view of K) is a view, not a traversal: it belongs
+to no pass, so K can be streamed again in a later pass. Einsums that iterate only the outer
+rank (per-tile values: the running max RM, or 2-pass's PRM = exp(LM - GM)) run alongside a
+pass, or between passes when they need a finished reduction, without adding one. Reads of a
+running tensor's previous value inside its loop are loop-carried and force nothing. So
+3-pass attention has 3, TileFlow's 2-pass has 2, and FlashAttention-2/FuseMax's 1-pass has 1.
 
 Stage numbers: Einsum traversals run in pass k = 1, 2, ...; a value is *during* pass k (k)
 when it is indexed by the outer fiber rank and produced tile by tile in pass k, *after* pass
@@ -89,6 +90,11 @@ def _loop_carried(cascade: Cascade, e: Einsum, a: Access) -> bool:
     return a.index[dim].as_rank() == rank
 
 
+def _is_copy(e: Einsum) -> bool:
+    """A pure copy (a re-layout such as BK = K split into tiles): a view, not a traversal."""
+    return e.map_op is None and e.reduce_op is None and not e.unary
+
+
 def analyse(cascade: Cascade, rank: str | Iterable[str]) -> PassAnalysis:
     """Stage every Einsum and tensor with respect to the fiber of ``rank`` (see the module doc)."""
     fiber = fiber_ranks(cascade, rank)
@@ -106,7 +112,7 @@ def analyse(cascade: Cascade, rank: str | Iterable[str]) -> PassAnalysis:
             value = avail.get(a.tensor, 0.0)
             a_in = max(a_in, value if iterates_outer else _after(value))
         keeps_outer = outer in e.output_ranks
-        if all(r in ranks for r in fiber):
+        if all(r in ranks for r in fiber) and not _is_copy(e):
             traversals.add(e.name)
             k = max(1, math.ceil(a_in))
             stage[e.name] = k
@@ -197,7 +203,7 @@ def min_footprint(cascade: Cascade, rank: str | Iterable[str], rows: Iterable[st
     for e in cascade.einsums:
         if not any(r in fiber for r in e.ranks):
             continue
-        pure_copy = e.map_op is None and e.reduce_op is None and not e.unary
+        pure_copy = _is_copy(e)
         for a in e.inputs:
             (copy_sources if pure_copy else other_reads).add(a.tensor)
         for a in (e.output, *e.inputs):

@@ -12,7 +12,7 @@ cascade for all identical layers; each repetition has its own weights and cache)
   ``k_past``/``v_past``) and to their own, causally among themselves; they write their K/V
   to ``k_cache``/``v_cache``; logits for every new token.
 
-Ranks (one letter each, kept even when of size 1): b batch, p this step's tokens (queries),
+Ranks (all kept, even those of size 1): b batch, p this step's tokens (queries),
 d hidden, g KV head, r query head within its KV group (query head h = g*group + r, as
 Hugging Face's ``repeat_kv``), e / f head dim of Q,K / of V, m keys, mc cached positions
 (decode), i FFN, v vocabulary, s learned-position table, t token types, x expert,
@@ -46,7 +46,9 @@ add, and after the embeddings); LayerNorm/RMSNorm epsilon NORM_EPS; Q is scaled 
 only shapes the mask. Token lookups and MoE dispatch/combine are dense 0/-inf selections
 (``add`` + ``max``, never MACs), listed in ``meta["gathers"]``. 2-/1-pass attention pads the
 keys to a multiple of the tile M0 = min(m0, keys) and masks the padding (padded keys cost
-work like real ones). Decode concatenates cached and new keys into ``keys``/``values``
+work like real ones); their per-tile max is over the unmasked scores (see workloads.attention).
+The cache entries ``k_cache``/``v_cache`` are copies of K (after RoPE) and V, so that they are
+cascade outputs (written to memory) while attention reads ``k``/``v``. Decode concatenates cached and new keys into ``keys``/``values``
 with two copy Einsums writing disjoint slices (prefill pads the same way when needed).
 MoE capacity (tokens per expert) = min(T, ceil(T*top_k*(1+moe_skew)/experts)) for T
 tokens: every expert is sized for the busiest one, which gets (1+moe_skew) x the mean load.
@@ -307,7 +309,8 @@ def _layer(cfg: ModelConfig, shape: _Shape, dtypes: Dtypes) -> tuple[Builder, li
     if not shape.post_norm:
         _norm(bld, cfg, "ln1", "x", ("b", "p"), "attn_in")
         attn_in = "attn_in"
-    gathers = _attention_block(bld, cfg, shape, attn_in)
+    _attention_block(bld, cfg, shape, attn_in)
+    gathers: list[str] = []
 
     bld.tensor("res1", tok)
     bld.einsum(access("res1", tok), (access("x", tok), access("attn_out", tok)), "add")
@@ -328,7 +331,7 @@ def _layer(cfg: ModelConfig, shape: _Shape, dtypes: Dtypes) -> tuple[Builder, li
     return bld, gathers
 
 
-def _attention_block(bld: Builder, cfg: ModelConfig, shape: _Shape, h: str) -> list[str]:
+def _attention_block(bld: Builder, cfg: ModelConfig, shape: _Shape, h: str) -> None:
     """Q/K/V projections, RoPE, Q scaling, KV cache, attention and the output projection into attn_out."""
     tok = ("b", "p", "d")
     decode, rope = shape.phase == "decode", cfg.position == "rope"
@@ -376,7 +379,6 @@ def _attention_block(bld: Builder, cfg: ModelConfig, shape: _Shape, h: str) -> l
     add_attention(shape.attention, bld, ar, "q", keys, values, "att", mask, shape.tile or 256)
     _linear(bld, cfg, "o_proj", "att", ("b", "g", "r", "p", "f"), "wo", ("g", "r", "f", "d"), tok, "bo",
             "attn_out")
-    return []
 
 
 def _ffn(bld: Builder, cfg: ModelConfig, x: str, rows: tuple[str, ...], out: str, lead: tuple[str, ...]) -> None:
@@ -475,7 +477,7 @@ def attention_mask(phase: str, tokens: int, keys_padded: int, kv_len: int = 0,
     """
     q_pos = kv_len + np.arange(tokens)[:, None]
     k_pos = np.arange(keys_padded)[None, :]
-    visible = k_pos < kv_len + tokens
+    visible = (k_pos < kv_len + tokens) & (q_pos >= 0)
     if phase != "encoder":
         visible &= k_pos <= q_pos
         if window is not None:
