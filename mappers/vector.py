@@ -89,6 +89,18 @@ def vector_view(cascade, einsum) -> VectorView:
         output_ops=tuple(u.op for u in einsum.unary))
 
 
+def gather_view(view: VectorView, selectors: frozenset[str]) -> VectorView:
+    """A lookup (``out = max_v(select + table)`` with a 0/-inf ``select``) as the data movement a
+    real kernel does: read the selected rows of the table (as many elements as the output) and
+    write them; no arithmetic. The selection tensor stands in for indices and is not read."""
+    out = view.operands[-1]
+    data = [o for o in view.operands[:-1] if o.tensor not in selectors]
+    if len(data) != 1:
+        raise MappingError(f"einsum '{view.einsum}' is marked a gather but has {len(data)} data inputs besides its selectors")
+    rows = Operand(data[0].tensor, out.index, out.extents, "input", data[0].elem_bytes)
+    return VectorView(view.einsum, view.ranks, view.sizes, (rows, out), view.splittable, view.out_ranks, (), (), ())
+
+
 def resolve_op(unit, op: str, einsum: str) -> str:
     """The unit op that implements IR op ``op`` (see OP_NAMES), or a one-line MappingError."""
     for name in OP_NAMES.get(op, (op,)):
@@ -101,6 +113,8 @@ def vector_unit(view: VectorView, arch):
     """The unit that runs ``view``: the first one-row (vector) unit with every op, else any unit with them."""
     needed = [*view.point_ops, *(REDUCE_TO_OP[r] for r in view.reduce_ops), *view.output_ops]
     ranked = sorted(arch.compute, key=lambda u: u.rows != 1)
+    if not needed:  # pure data movement (copies, gathers): the first vector unit moves it
+        return ranked[0]
     for unit in ranked:
         try:
             for op in needed:

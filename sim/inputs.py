@@ -6,6 +6,7 @@ line the same way the architecture loader's do.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from sim.errors import InputError
@@ -38,15 +39,26 @@ def _read_yaml(path: Path):
     return load_yaml(path)
 
 
-Segments = list[tuple[str, object, int]]  # (segment name, Cascade, repeat)
+@dataclass(frozen=True)
+class Segment:
+    """One cascade to run: its name, how often it repeats, and which Einsums are lookups."""
+
+    name: str
+    cascade: object  # workloads.Cascade
+    repeat: int = 1
+    gathers: frozenset[str] = frozenset()  # Einsums that are lookups through a selection tensor
+    selectors: frozenset[str] = frozenset()  # the 0/-inf selection tensors (indices in a real kernel)
+    views: frozenset[str] = frozenset()  # copies a real kernel never makes (not simulated)
+
+
+Segments = list[Segment]
 
 
 def resolve_workload(workload, **lowering) -> Segments:
-    """The cascades to run, as (segment, Cascade, repeat): from a Cascade, a Program,
+    """The cascades to run, as Segments: from a Cascade, a Program,
     ``gemm:M,N,K[:dtype]``, a cascade YAML, a topology CSV, or a model (zoo name, model YAML or
     Hugging Face config.json) lowered with ``lowering`` (phase, batch, seq, kv_len, attention, ...)."""
-    import workloads
-    from workloads import Cascade, WorkloadError, gemms_from_list, parse_workload_spec
+    from workloads import Cascade, Program, WorkloadError, gemms_from_list, parse_workload_spec
 
     given = sorted(k for k, v in lowering.items() if v is not None)
     if given and not _is_model(workload):
@@ -54,19 +66,22 @@ def resolve_workload(workload, **lowering) -> Segments:
         verb = "apply" if len(given) > 1 else "applies"
         raise InputError(f"{flags} {verb} only to models (zoo names or config.json), not to '{workload}'")
     if isinstance(workload, Cascade):
-        return [("", workload, 1)]
-    if isinstance(workload, getattr(workloads, "Program", ())):  # TEMP until workloads.Program lands
-        return [(s.name, s.cascade, s.repeat) for s in workload.segments]
+        return [Segment("", workload)]
+    if isinstance(workload, Program):
+        meta = workload.meta
+        aux = frozenset(t for t, kind in meta.get("kinds", {}).items() if kind == "aux")
+        return [Segment(s.name, s.cascade, s.repeat, frozenset(meta.get("gathers", {}).get(s.name, ())), aux,
+                        frozenset(meta.get("views", {}).get(s.name, ()))) for s in workload.segments]
     text = str(workload)
     path = Path(text)
     if text.startswith("gemm:"):
-        return [("", parse_workload_spec(text), 1)]
+        return [Segment("", parse_workload_spec(text))]
     if path.suffix in (".yaml", ".yml"):
         data, lines = _read_yaml(path)
         if not (isinstance(data, dict) and "einsums" in data):
             return resolve_workload(lower_model(text, **lowering))
         try:
-            return [("", Cascade.from_dict(data), 1)]
+            return [Segment("", Cascade.from_dict(data))]
         except WorkloadError as err:
             raise InputError(_locate(err, str(path), lines)) from None
     if path.suffix == ".csv":
@@ -74,9 +89,9 @@ def resolve_workload(workload, **lowering) -> Segments:
 
         if not path.is_file():
             raise InputError(f"{path}: no such file")
-        return [("", gemms_from_list(read_topology_csv(path), name=path.stem), 1)]
+        return [Segment("", gemms_from_list(read_topology_csv(path), name=path.stem))]
     if ":" in text:
-        return [("", parse_workload_spec(text), 1)]
+        return [Segment("", parse_workload_spec(text))]
     return resolve_workload(lower_model(text, **lowering))
 
 
@@ -95,7 +110,8 @@ def _is_model(workload) -> bool:
 def lower_model(name_or_path: str, *, phase: str | None = None, batch: int | None = None, seq: int | None = None,
                 kv_len: int | None = None, **options):
     """Lower a zoo model or config file to a Program; phase defaults to encoder for
-    bidirectional models and prefill otherwise, seq and kv_len to the model's context length."""
+    bidirectional models and prefill otherwise, seq to the model's context length and kv_len
+    to what fits beside the new tokens (workloads.lower's default)."""
     from workloads.zoo import load_model
 
     cfg = load_model(name_or_path)
@@ -104,8 +120,6 @@ def lower_model(name_or_path: str, *, phase: str | None = None, batch: int | Non
     phase = phase or ("prefill" if cfg.causal else "encoder")
     if phase in ("prefill", "encoder") and seq is None:
         seq = cfg.max_seq
-    if phase == "decode" and kv_len is None:
-        kv_len = cfg.max_seq
     options = {k: v for k, v in options.items() if v is not None}
     return lower(cfg, phase, batch=batch or 1, seq=seq, kv_len=kv_len, **options)
 

@@ -47,6 +47,7 @@ class RunResult:
     arch: str
     clock_hz: float
     einsums: tuple[EinsumResult, ...]
+    views: tuple[str, ...] = ()  # Einsums not simulated: copies a real kernel never makes
 
     @property
     def latency_cycles(self) -> int:
@@ -131,6 +132,7 @@ class RunResult:
             "stall_cycles": self.stall_cycles,
             "roofline_cycles": sum(e.repeat * e.model.bound_cycles for e in self.einsums),
             "events": sum(e.sim.events for e in self.einsums),
+            "views_not_simulated": list(self.views),
             "model": {
                 "latency_cycles": sum(e.repeat * e.model.latency_cycles for e in self.einsums),
                 "energy_pj": sum(e.repeat * e.model.energy_pj for e in self.einsums),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from mappers import MappingError, check_mapping, default_mapping, energy_breakdown, evaluate as model_cost, matmul_view
 from mappers.mapping import LevelMapping, Mapping
-from mappers.vector import vector_cost, vector_mapping, vector_unit, vector_view
+from mappers.vector import gather_view, vector_cost, vector_mapping, vector_unit, vector_view
 from sim.engine import simulate, simulate_vector
 from sim.inputs import resolve_arch, resolve_mappings, resolve_workload
 from sim.result import EinsumResult, RunResult
@@ -28,23 +28,27 @@ def evaluate(arch, workload, *, mappings=None, trace: bool = False, **lowering) 
     segments = resolve_workload(workload, **lowering)
     given = resolve_mappings(mappings)
     cache: dict = {}
-    results = []
-    for segment, cascade, repeat in segments:
-        for einsum in cascade.einsums:
-            results.append(_one(arch, cascade, einsum, given.get(einsum.name), cache, trace, segment, repeat))
+    results, views = [], []
+    for seg in segments:
+        for einsum in seg.cascade.einsums:
+            if einsum.name in seg.views:
+                views.append(f"{seg.name}.{einsum.name}" if seg.name else einsum.name)
+                continue
+            results.append(_one(arch, seg, einsum, given.get(einsum.name), cache, trace))
     units = {r.unit for r in results}
     clocks = {arch.clock_hz(arch.unit(u)) for u in units}
     if len(clocks) > 1:
         raise MappingError(f"units {sorted(units)} run on different clocks; mixed clock domains are not supported yet")
     clock = clocks.pop() if clocks else next(iter(arch.clocks.values()))
-    name = segments[0][1].name if len(segments) == 1 else getattr(workload, "name", str(workload))
-    return RunResult(name, arch.name, clock, tuple(results))
+    name = segments[0].cascade.name if len(segments) == 1 else getattr(workload, "name", str(workload))
+    return RunResult(name, arch.name, clock, tuple(results), tuple(views))
 
 
-def _one(arch, cascade, einsum, mapping: Mapping | None, cache: dict, trace: bool, segment: str, repeat: int) -> EinsumResult:
-    """Map (unless given), check, model and simulate one Einsum."""
+def _one(arch, seg, einsum, mapping: Mapping | None, cache: dict, trace: bool) -> EinsumResult:
+    """Map (unless given), check, model and simulate one Einsum of segment ``seg``."""
+    cascade = seg.cascade
     try:
-        view = matmul_view(cascade, einsum)
+        view = None if einsum.name in seg.gathers else matmul_view(cascade, einsum)
     except MappingError:
         view = None
     if view is not None:
@@ -53,11 +57,13 @@ def _one(arch, cascade, einsum, mapping: Mapping | None, cache: dict, trace: boo
         stats, cost = simulate(view, mapping, arch, trace=trace), model_cost(view, mapping, arch)
     else:
         vview = vector_view(cascade, einsum)
+        if einsum.name in seg.gathers:
+            vview = gather_view(vview, seg.selectors)
         mapping = mapping or vector_mapping(vview, arch, vector_unit(vview, arch))
         stats, cost = simulate_vector(vview, mapping, arch, trace=trace), vector_cost(vview, mapping, arch)
     unit = arch.unit(mapping.unit)
     energy = energy_breakdown(arch, unit, stats.traffic, stats.crossing, stats.ops)
-    return EinsumResult(einsum.name, unit.name, unit.rows * unit.cols, mapping, stats, cost, energy, repeat, segment)
+    return EinsumResult(einsum.name, unit.name, unit.rows * unit.cols, mapping, stats, cost, energy, seg.repeat, seg.name)
 
 
 def _cached_gemm_mapping(view, arch, cache: dict) -> Mapping:

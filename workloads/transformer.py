@@ -44,7 +44,9 @@ add, and after the embeddings); LayerNorm/RMSNorm epsilon NORM_EPS; Q is scaled 
 1/sqrt(head_dim) (one Einsum over Q, cheaper than over QK); causal masking skips no work
 (attention costs the full P x M); "relative" positions are not modelled; a sliding window
 only shapes the mask. Token lookups and MoE dispatch/combine are dense 0/-inf selections
-(``add`` + ``max``, never MACs), listed in ``meta["gathers"]``. 2-/1-pass attention pads the
+(``add`` + ``max``, never MACs), listed in ``meta["gathers"]``. Decode's copies of the cached
+K/V into ``keys``/``values`` are listed in ``meta["views"]``: they exist for the interpreter; a
+real kernel reads the cache in place, so a simulator should not move those bytes twice. 2-/1-pass attention pads the
 keys to a multiple of the tile M0 = min(m0, keys) and masks the padding (padded keys cost
 work like real ones); their per-tile max is over the unmasked scores (see workloads.attention).
 The cache entries ``k_cache``/``v_cache`` are copies of K (after RoPE) and V, so that they are
@@ -125,6 +127,8 @@ def lower(cfg: ModelConfig, phase: str, *, batch: int = 1, seq: int | None = Non
         "stream": dict(STREAM), "dtypes": dtypes,
         "kinds": merge_kinds(builders.values()),
         "gathers": {k: tuple(v) for k, v in gathers.items() if v},
+        # Copies a real kernel never makes: attention reads the cached K/V where they lie.
+        "views": {"layer": ("keys_past", "values_past")} if phase == "decode" else {},
     }
     return Program(f"{cfg.name}-{phase}", segments, meta)
 
