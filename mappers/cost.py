@@ -33,8 +33,14 @@ def transfer_cycles(nbytes: float, bytes_per_cycle: float) -> int:
     return math.ceil(nbytes / bytes_per_cycle - 1e-9)
 
 
-def port_rate(arch, memory, role: str, direction: str, clock_hz: float, peer: str | None = None):
+def port_rate(arch, memory, role: str, direction: str, clock_hz: float, peer: str | None = None,
+              memo: dict | None = None):
     """(port key, bytes per cycle) of the port of ``memory`` a transfer uses; links may slow it."""
+    if memo is not None:
+        key = ("rate", memory.name, role, direction, peer)
+        if key not in memo:
+            memo[key] = port_rate(arch, memory, role, direction, clock_hz, peer)
+        return memo[key]
     port = memory.port_for(role, direction)
     rate = math.inf if port.bandwidth is None else port.bandwidth.bytes_per_cycle(clock_hz)
     if peer is not None:
@@ -135,44 +141,13 @@ def boundary_reps(mapping: Mapping, view: MatmulView, b: int) -> dict[str, int]:
     return reps
 
 
-def evaluate(view: MatmulView, mapping: Mapping, arch) -> Cost:
-    """Latency, energy and traffic of ``mapping`` (assumed valid: see check_mapping)."""
-    unit = arch.unit(mapping.unit)
-    clock = arch.clock_hz(unit)
-    mems = arch.memories
-    depth = len(mems)
+def _compute_part(view: MatmulView, unit, innermost, chain: dict[str, list[int]], clock: float):
+    """(compute cycles, stall-free cycles, MACs, array-side words by (role, direction)) of every
+    compute tile, grouped by shape. It depends on the tiles only, not on the loop order.
+
+    A tile "continues" a partial sum unless it is the first k-tile (index 0 on every k rank,
+    hence the full-size k tile) of its output tile."""
     ranks = view.ranks
-    chain = {r: [mapping.levels[j].tile[r] for j in range(1, depth)] for r in ranks}
-    full = {role: prod(view.sizes[r] for r in view.ranks_of(role)) * view.elem_bytes[role] for role in ROLES}
-    traffic = {m.name: {view.tensors[role]: {"read": 0.0, "write": 0.0} for role in ROLES} for m in mems}
-    port_bytes: Counter = Counter()  # boundary transfers per port (outer memory's port)
-    rates: dict = {}
-    crossing: Counter = Counter()  # bytes over each boundary, for link energy
-
-    def move(role: str, src, dst, nbytes: float, direction: str) -> None:
-        """Account a boundary transfer between ``src`` (outer) and ``dst`` (inner)."""
-        if nbytes <= 0:
-            return
-        t = view.tensors[role]
-        outer, inner = (src, dst) if direction == "read" else (dst, src)
-        traffic[outer.name][t][direction] += nbytes
-        traffic[inner.name][t]["write" if direction == "read" else "read"] += nbytes
-        key, rate = port_rate(arch, outer, role, direction, clock, inner.name)
-        port_bytes[key] += nbytes
-        rates[key] = rate
-        crossing[(outer.name, inner.name)] += nbytes
-
-    for b in range(1, depth):
-        reps = boundary_reps(mapping, view, b)
-        outer, inner = mems[b - 1], mems[b]
-        move("input", outer, inner, reps["input"] * full["input"], "read")
-        move("weight", outer, inner, reps["weight"] * full["weight"], "read")
-        move("output", outer, inner, (reps["output"] - 1) * full["output"], "read")
-        move("output", inner, outer, reps["output"] * full["output"], "write")
-
-    # Compute tiles, grouped by shape; a tile "continues" a partial sum unless it is the first
-    # k-tile (index 0 on every k rank, hence the full-size k tile) of its output tile.
-    innermost = mems[-1]
     counts = {r: tile_size_counts(view.sizes[r], chain[r]) for r in ranks}
     first_k = {r: chain[r][-1] for r in view.groups["k"]}
     compute = stall_free = macs = 0
@@ -194,11 +169,59 @@ def evaluate(view: MatmulView, mapping: Mapping, arch) -> Cost:
             for role, direction, words in (("input", "read", acc.input_reads), ("weight", "read", acc.weight_reads),
                                            ("output", "read", acc.output_reads), ("output", "write", acc.output_writes)):
                 array_words[(role, direction)] += n * dims[0] * words
+    return compute, stall_free, macs, array_words
+
+
+def evaluate(view: MatmulView, mapping: Mapping, arch, memo: dict | None = None) -> Cost:
+    """Latency, energy and traffic of ``mapping`` (assumed valid: see check_mapping).
+
+    ``memo``, shared across calls for the same view and architecture, keeps the per-tile part so
+    a mapper trying many loop orders for one tile computes it once."""
+    unit = arch.unit(mapping.unit)
+    clock = arch.clock_hz(unit)
+    mems = arch.memories
+    depth = len(mems)
+    ranks = view.ranks
+    chain = {r: [mapping.levels[j].tile[r] for j in range(1, depth)] for r in ranks}
+    full = {role: prod(view.sizes[r] for r in view.ranks_of(role)) * view.elem_bytes[role] for role in ROLES}
+    traffic = {m.name: {view.tensors[role]: {"read": 0.0, "write": 0.0} for role in ROLES} for m in mems}
+    port_bytes: Counter = Counter()  # boundary transfers per port (outer memory's port)
+    rates: dict = {}
+    crossing: Counter = Counter()  # bytes over each boundary, for link energy
+
+    def move(role: str, src, dst, nbytes: float, direction: str) -> None:
+        """Account a boundary transfer between ``src`` (outer) and ``dst`` (inner)."""
+        if nbytes <= 0:
+            return
+        t = view.tensors[role]
+        outer, inner = (src, dst) if direction == "read" else (dst, src)
+        traffic[outer.name][t][direction] += nbytes
+        traffic[inner.name][t]["write" if direction == "read" else "read"] += nbytes
+        key, rate = port_rate(arch, outer, role, direction, clock, inner.name, memo)
+        port_bytes[key] += nbytes
+        rates[key] = rate
+        crossing[(outer.name, inner.name)] += nbytes
+
+    for b in range(1, depth):
+        reps = boundary_reps(mapping, view, b)
+        outer, inner = mems[b - 1], mems[b]
+        move("input", outer, inner, reps["input"] * full["input"], "read")
+        move("weight", outer, inner, reps["weight"] * full["weight"], "read")
+        move("output", outer, inner, (reps["output"] - 1) * full["output"], "read")
+        move("output", inner, outer, reps["output"] * full["output"], "write")
+
+    innermost = mems[-1]
+    key = tuple(tuple(chain[r]) for r in ranks)
+    if memo is None or key not in memo:
+        part = _compute_part(view, unit, innermost, chain, clock)
+        if memo is not None:
+            memo[key] = part
+    compute, stall_free, macs, array_words = part if memo is None else memo[key]
     array_port_bytes: Counter = Counter()
     for (role, direction), words in array_words.items():
         nbytes = words * view.elem_bytes[role]
         traffic[innermost.name][view.tensors[role]][direction] += nbytes
-        key, rate = port_rate(arch, innermost, role, direction, clock)
+        key, rate = port_rate(arch, innermost, role, direction, clock, None, memo)
         array_port_bytes[key] += nbytes
         rates[key] = rate
     busiest = max((transfer_cycles(v, rates[k]) for k, v in (port_bytes + array_port_bytes).items()), default=0)
@@ -211,14 +234,14 @@ def evaluate(view: MatmulView, mapping: Mapping, arch) -> Cost:
         per_port: Counter = Counter()
         for role in ("input", "weight"):
             nbytes = prod(chain[r][b - 1] for r in view.ranks_of(role)) * view.elem_bytes[role]
-            key, rate = port_rate(arch, mems[b - 1], role, "read", clock, mems[b].name)
+            key, rate = port_rate(arch, mems[b - 1], role, "read", clock, mems[b].name, memo)
             per_port[key] += transfer_cycles(nbytes, rate)
             port_bytes[key] -= nbytes
         first_load += max(per_port.values(), default=0)
     last_store = 0
     for b in range(depth - 1, 0, -1):
         nbytes = prod(last_tile_size(view.sizes[r], chain[r][:b]) for r in view.ranks_of("output")) * view.elem_bytes["output"]
-        key, rate = port_rate(arch, mems[b - 1], "output", "write", clock, mems[b].name)
+        key, rate = port_rate(arch, mems[b - 1], "output", "write", clock, mems[b].name, memo)
         last_store += transfer_cycles(nbytes, rate)
         port_bytes[key] -= nbytes
     latency = pipeline_latency(first_load, compute, port_bytes, rates, last_store, innermost.double_buffered)

@@ -7,7 +7,7 @@ in A and C only → M; in B and C only → N; in A and B only (reduced) → K; i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from math import prod
 
 from mappers.errors import MappingError
@@ -24,13 +24,19 @@ class MatmulView:
     groups: dict[str, tuple[str, ...]]  # "batch" | "m" | "n" | "k" -> ranks
     sizes: dict[str, int]
     elem_bytes: dict[str, float]  # role -> bytes per element
+    _role_ranks: dict = field(init=False, repr=False, compare=False)  # derived once: the cost model asks often
+
+    def __post_init__(self) -> None:
+        derived = {role: tuple(r for g in gs for r in self.groups[g]) for role, gs in ROLE_GROUPS.items()}
+        derived["all"] = tuple(r for g in ("batch", "m", "n", "k") for r in self.groups[g])
+        object.__setattr__(self, "_role_ranks", derived)
 
     @property
     def ranks(self) -> tuple[str, ...]:
-        return tuple(r for g in ("batch", "m", "n", "k") for r in self.groups[g])
+        return self._role_ranks["all"]
 
     def ranks_of(self, role: str) -> tuple[str, ...]:
-        return tuple(r for g in ROLE_GROUPS[role] for r in self.groups[g])
+        return self._role_ranks[role]
 
     def dims(self, tile: dict[str, int]) -> tuple[int, int, int, int]:
         """(batch, m, n, k) of a tile given per-rank sizes."""
