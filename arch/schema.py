@@ -116,6 +116,7 @@ class ComputeArray(_Model):
     clock: str = "core"  # a key of Architecture.clocks
     ops: dict[str, Op] = Field(default_factory=lambda: {"mac": Op()})
     overlap_folds: bool = False  # overlap fill/drain of consecutive folds
+    dtype: Literal["int8", "fp8", "fp16", "bf16", "fp32"] = "bf16"  # the PEs' number type (area)
 
     @model_validator(mode="after")
     def _check_lowering(self) -> "ComputeArray":
