@@ -111,7 +111,40 @@ def _to_arch_error(e: ValidationError, file: str | None, lines: LineMap) -> Arch
     key is the one the user has to fix.
     """
     errors = e.errors()
-    err = next((x for x in errors if x["type"] == "extra_forbidden"), errors[0])
+    return _one_error(next((x for x in errors if x["type"] == "extra_forbidden"), errors[0]), file, lines)
+
+
+def validate_arch_file(source: str | Path) -> list[ArchError]:
+    """Every problem of an architecture file (not just the first), in file order; [] if valid."""
+    path = Path(source)
+    try:
+        data, lines = load_yaml_text(path.read_text(encoding="utf-8-sig"), name=str(path))
+    except OSError as e:
+        return [ArchError(f"cannot read: {e.strerror or e}", file=str(path))]
+    except YamlError as e:
+        return [ArchError(e.problem, file=e.file, line=e.line, path=dotted(e.path) or None)]
+    try:
+        arch_from_dict(data, file=str(path), lines=lines)
+    except ArchError as first:
+        if not isinstance(data, dict):
+            return [first]
+        try:
+            Architecture.model_validate(data)
+        except ValidationError as e:
+            errs = e.errors()
+            inner = [tuple(x["loc"]) for x in errs]
+            # a list whose items failed is also reported too short: keep only the item errors
+            errs = [x for x in errs if not (x["type"] == "too_short" and any(
+                len(loc) > len(x["loc"]) and loc[:len(x["loc"])] == tuple(x["loc"]) for loc in inner))]
+            found = [_one_error(err, str(path), lines) for err in errs]
+            unique = {str(x): x for x in found}  # a misspelt key also reports its missing twin
+            return sorted(unique.values(), key=lambda x: (x.line or 0, str(x)))
+        return [first]
+    return []
+
+
+def _one_error(err: dict, file: str | None, lines: LineMap) -> ArchError:
+    """One pydantic error as an ArchError with dotted path, line and a cleaned message."""
     raw_loc: Loc = tuple(err["loc"])
     loc: Loc = tuple(p for p in raw_loc if p != "[key]")
     inner = (err.get("ctx") or {}).get("error")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 from arch.errors import ArchError
 from arch.units import Bandwidth, Energy, parse_bandwidth, parse_bytes, parse_energy, parse_frequency
@@ -28,16 +28,27 @@ def _or_none(parse):
     return lambda v: None if v is None else parse(v)
 
 
-Bytes = Annotated[int, BeforeValidator(_finite_bytes)]
+def _units(pattern: str, *examples: str) -> WithJsonSchema:
+    """What the JSON Schema shows for a value with a unit: the string a user writes."""
+    return WithJsonSchema({"type": "string", "pattern": pattern, "examples": list(examples)})
+
+
+_NUM = r"^\s*[0-9][0-9_.]*([eE][-+]?[0-9]+)?\s*"
+_SIZE = _units(_NUM + r"(B|bytes?|[KMGT]i?B)\s*$|^unbounded$", "512 KiB", "24 MiB", "unbounded")
+_RATE = _units(_NUM + r"([KMGT]i?B|B|bytes?)/(s|cycle)\s*$|^unbounded$", "400 GiB/s", "64 B/cycle", "unbounded")
+_FREQ = _units(_NUM + r"[kMG]?Hz\s*$", "940 MHz", "1 GHz")
+_ENERGY = _units(_NUM + r"[fpn]J(/bit)?\s*$", "17.2 pJ", "3.9 pJ/bit")
+
+Bytes = Annotated[int, BeforeValidator(_finite_bytes), _SIZE]
 """A size in bytes; YAML gives it with a unit ("512 KiB")."""
-OptionalBytes = Annotated[int | None, BeforeValidator(_or_none(parse_bytes))]
+OptionalBytes = Annotated[int | None, BeforeValidator(_or_none(parse_bytes)), _SIZE]
 """A size in bytes or ``unbounded`` (None). The validator wraps the whole Optional: attached to
 the int alone, "unbounded" -> None would fail int validation and never reach the None branch."""
-Hertz = Annotated[float, BeforeValidator(parse_frequency)]
-BandwidthField = Annotated[Bandwidth, BeforeValidator(parse_bandwidth)]
-OptionalBandwidth = Annotated[Bandwidth | None, BeforeValidator(_or_none(parse_bandwidth))]
+Hertz = Annotated[float, BeforeValidator(parse_frequency), _FREQ]
+BandwidthField = Annotated[Bandwidth, BeforeValidator(parse_bandwidth), _RATE]
+OptionalBandwidth = Annotated[Bandwidth | None, BeforeValidator(_or_none(parse_bandwidth)), _RATE]
 """A bandwidth or ``unbounded`` (None); wraps the Optional for the same reason as OptionalBytes."""
-EnergyField = Annotated[Energy, BeforeValidator(parse_energy)]
+EnergyField = Annotated[Energy, BeforeValidator(parse_energy), _ENERGY]
 
 Role = Literal["input", "weight", "output"]
 """Operand roles of a matmul-like Einsum: A (input), B (weight), C (output)."""
