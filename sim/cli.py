@@ -28,23 +28,71 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--workload", required=True,
                      help="a zoo model (see 'einsim models'), a Hugging Face config.json, gemm:M,N,K[:dtype], "
                           "a cascade YAML, or a SCALE-Sim topology CSV")
-    model = run.add_argument_group("model lowering (zoo models and config.json)")
-    model.add_argument("--phase", choices=["encoder", "prefill", "decode"],
-                       help="default: encoder for bidirectional models, prefill otherwise")
-    model.add_argument("--batch", type=_positive, help="sequences per batch (default 1)")
-    model.add_argument("--seq", type=_positive, help="prompt tokens (encoder/prefill); default: the model's context")
-    model.add_argument("--kv-len", type=_positive, help="cached tokens (decode); default: the model's context")
-    model.add_argument("--new-tokens", type=_positive, help="tokens decoded per step (decode; default 1)")
-    model.add_argument("--attention", choices=["3pass", "2pass", "1pass"], help="attention cascade (default 3pass)")
-    model.add_argument("--m0", type=_positive, help="key tile of 2-/1-pass attention (default 256)")
+    _lowering_flags(run)
     run.add_argument("--mapping", help="mapping YAML to simulate instead of the default mapper's choice")
     run.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     run.add_argument("--trace", metavar="FILE", help="write a Chrome/Perfetto trace of the tile events")
     run.add_argument("--show-mapping", action="store_true", help="print each Einsum's loop nest")
 
+    sw = sub.add_parser("sweep", help="run a design-space sweep (spec YAML) into a results folder")
+    sw.add_argument("spec", metavar="SPEC.yaml", help="the sweep spec: base, axes, combine, tie, workloads, objectives, constraints")
+    sw.add_argument("-o", "--out", required=True, metavar="OUT", help="results folder (OUT/results.sqlite, OUT/spec.yaml)")
+    sw.add_argument("-j", "--jobs", type=_positive, default=1, metavar="N", help="parallel workers (default 1: in-process)")
+    sw.add_argument("--executor", choices=["local", "ray"], default="local", help="local process pool (default) or Ray")
+    sw.add_argument("--address", metavar="HOST:PORT", help="Ray cluster to join (default: start a local Ray with N CPUs)")
+    sw.add_argument("--resume", action="store_true", help="run only the points OUT does not have yet")
+    sw.add_argument("--export", metavar="FILE", help="also write the results to FILE (.csv or .parquet)")
+    sw.add_argument("--progress", action="store_true", help="show a progress line on stderr (default: when it is a terminal)")
+
     sub.add_parser("presets", help="list the built-in architecture presets")
     sub.add_parser("models", help="list the model zoo with parameter counts")
+    _plot_parser(sub)
+    schema = sub.add_parser("schema", help="write the JSON Schema of architecture YAML (for editors)")
+    schema.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
+    validate = sub.add_parser("validate", help="check an architecture YAML and explain every error")
+    validate.add_argument("file", metavar="FILE")
     return p
+
+
+def _lowering_flags(parser) -> None:
+    """The flags that lower a zoo model or config.json (shared by run and plot)."""
+    model = parser.add_argument_group("model lowering (zoo models and config.json)")
+    model.add_argument("--phase", choices=["encoder", "prefill", "decode"],
+                       help="default: encoder for bidirectional models, prefill otherwise")
+    model.add_argument("--batch", type=_positive, help="sequences per batch (default 1)")
+    model.add_argument("--seq", type=_positive, help="prompt tokens (encoder/prefill); default: the model's context")
+    model.add_argument("--kv-len", type=_positive, help="cached tokens (decode); default: the context minus the new tokens")
+    model.add_argument("--new-tokens", type=_positive, help="tokens decoded per step (decode; default 1)")
+    model.add_argument("--attention", choices=["3pass", "2pass", "1pass"], help="attention cascade (default 3pass)")
+    model.add_argument("--m0", type=_positive, help="key tile of 2-/1-pass attention (default 256)")
+
+
+def _lowering(args) -> dict:
+    """The lowering flags as keywords for ``evaluate``."""
+    return {"phase": args.phase, "batch": args.batch, "seq": args.seq, "kv_len": args.kv_len,
+            "new_tokens": args.new_tokens, "attention": args.attention, "m0": args.m0}
+
+
+def _plot_parser(sub) -> None:
+    """``einsim plot pareto OUT_DIR ...`` (from a sweep store) and ``einsim plot roofline|timeline|energy ...`` (from a run)."""
+    plot = sub.add_parser("plot", help="plot a sweep's Pareto front, or a run's roofline, timeline or energy")
+    kinds = plot.add_subparsers(dest="plot", required=True, parser_class=_Parser)
+    pareto = kinds.add_parser("pareto", help="the Pareto front of a sweep's results")
+    pareto.add_argument("out_dir", metavar="OUT_DIR", help="the sweep's output folder")
+    pareto.add_argument("--objectives", nargs="+", required=True, metavar="COLUMN",
+                        help="2 or 3 result columns to minimise, e.g. latency_s energy_pj")
+    pareto.add_argument("--hue", metavar="COLUMN", help="colour by this column (a categorical one gets a front per group)")
+    pareto.add_argument("--log", action="store_true", help="log-scaled axes")
+    pareto.add_argument("-o", "--output", metavar="FILE", help="image to write (default OUT_DIR/pareto.png)")
+    for kind, what in (("roofline", "each Einsum on the architecture's roofline"),
+                       ("timeline", "a Gantt chart of every unit's and port's events"),
+                       ("energy", "the energy breakdown by component and action")):
+        one = kinds.add_parser(kind, help=what)
+        one.add_argument("--arch", required=True, help="preset name, architecture YAML, or SCALE-Sim .cfg")
+        one.add_argument("--workload", required=True, help="as for 'einsim run'")
+        _lowering_flags(one)
+        one.add_argument("--mapping", help="mapping YAML to simulate instead of the default mapper's choice")
+        one.add_argument("-o", "--output", required=True, metavar="FILE", help="image to write (.png, .pdf, .svg)")
 
 
 def _positive(text: str) -> int:
@@ -62,9 +110,7 @@ def _run(args) -> int:
     from sim.run import evaluate
     from sim.trace import write_trace
 
-    lowering = {"phase": args.phase, "batch": args.batch, "seq": args.seq, "kv_len": args.kv_len,
-                "new_tokens": args.new_tokens, "attention": args.attention, "m0": args.m0}
-    result = evaluate(args.arch, args.workload, mappings=args.mapping, trace=bool(args.trace), **lowering)
+    result = evaluate(args.arch, args.workload, mappings=args.mapping, trace=bool(args.trace), **_lowering(args))
     if args.trace:
         write_trace(result, args.trace)
     if args.json:
@@ -74,6 +120,89 @@ def _run(args) -> int:
         if args.show_mapping:
             for e in result.einsums:
                 print(e.mapping.describe())
+    return 0
+
+
+def _plot(args) -> int:
+    """Draw the requested plot and write it; plotting's ValueErrors become one-line input errors."""
+    from pathlib import Path
+
+    from sim import plots
+    from sim.errors import InputError
+
+    if args.plot == "pareto":
+        if not Path(args.out_dir).is_dir():
+            raise InputError(f"{args.out_dir}: no such sweep folder")
+        from sim import load_results
+
+        output = args.output or str(Path(args.out_dir) / "pareto.png")
+        results = load_results(args.out_dir)
+        try:
+            plots.plot_pareto(results, args.objectives, output, hue=args.hue, log=args.log)
+        except ValueError as err:
+            raise InputError(f"{err} ({args.out_dir})") from None
+        print(output)
+        return 0
+    from sim.run import evaluate
+
+    result = evaluate(args.arch, args.workload, mappings=args.mapping, trace=args.plot == "timeline", **_lowering(args))
+    draw = {"roofline": lambda path: plots.plot_roofline(result, args.arch, path),
+            "timeline": lambda path: plots.plot_timeline(result, path),
+            "energy": lambda path: plots.plot_energy(result, path)}[args.plot]
+    try:
+        draw(args.output)
+    except ValueError as err:
+        raise InputError(str(err)) from None
+    print(args.output)
+    return 0
+
+
+def _sweep(args) -> int:
+    """Run a sweep spec into OUT, print one summary line, optionally export the results."""
+    from sim.store import export_format, export_results
+    from sim.sweep_runner import sweep
+
+    if args.export:
+        export_format(args.export)
+    progress = args.progress or sys.stderr.isatty()
+    try:
+        summary = sweep(args.spec, args.out, jobs=args.jobs, executor=args.executor, address=args.address,
+                        resume=args.resume, progress=progress)
+    except KeyboardInterrupt:
+        print(f"einsim: interrupted; finished rows are kept in {args.out}, finish with --resume", file=sys.stderr)
+        return 130
+    if args.export:
+        export_results(args.out, args.export)
+    print(summary.line(args.out) + (f"; exported {args.export}" if args.export else ""))
+    return 0
+
+
+def _schema(args) -> int:
+    """Write the architecture JSON Schema (point an editor's YAML language server at it)."""
+    import json
+
+    from arch import json_schema
+
+    text = json.dumps(json_schema(), indent=2)
+    if args.output:
+        from pathlib import Path
+
+        Path(args.output).write_text(text + "\n")
+    else:
+        print(text)
+    return 0
+
+
+def _validate(args) -> int:
+    """Print every problem of an architecture file, one per line; exit 2 if there are any."""
+    from arch import validate_arch_file
+
+    errors = validate_arch_file(args.file)
+    for err in errors:
+        print(f"einsim: error: {err}", file=sys.stderr)
+    if errors:
+        return USAGE_ERROR
+    print(f"{args.file}: ok")
     return 0
 
 
@@ -103,11 +232,14 @@ def main(argv: list[str] | None = None) -> int:
     from arch import ArchError, YamlError
     from mappers import MappingError
     from sim.errors import InputError
+    from sim.sweep_spec import SweepError
     from workloads import WorkloadError
 
     try:
-        return {"run": _run, "presets": _presets, "models": _models}[args.command](args)
-    except (ArchError, YamlError, WorkloadError, MappingError, InputError) as err:
+        commands = {"run": _run, "sweep": _sweep, "presets": _presets, "models": _models, "plot": _plot,
+                    "schema": _schema, "validate": _validate}
+        return commands[args.command](args)
+    except (ArchError, YamlError, WorkloadError, MappingError, InputError, SweepError) as err:
         print(f"einsim: error: {err}", file=sys.stderr)
         return USAGE_ERROR
     except OSError as err:

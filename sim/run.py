@@ -7,6 +7,9 @@ Program's segment that repeats (identical layers) is simulated once and counted 
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 from mappers import MappingError, check_mapping, default_mapping, energy_breakdown, evaluate as model_cost, matmul_view
 from mappers.mapping import LevelMapping, Mapping
 from mappers.vector import gather_view, vector_cost, vector_mapping, vector_unit, vector_view
@@ -15,26 +18,29 @@ from sim.inputs import resolve_arch, resolve_mappings, resolve_workload
 from sim.result import EinsumResult, RunResult
 
 
-def evaluate(arch, workload, *, mappings=None, trace: bool = False, **lowering) -> RunResult:
+def evaluate(arch, workload, *, mappings=None, trace: bool = False, cache: dict | None = None, **lowering) -> RunResult:
     """Simulate ``workload`` on ``arch``, Einsum after Einsum.
 
     ``arch``: an Architecture, a preset name or a YAML / SCALE-Sim .cfg path. ``workload``: a
     Cascade, a Program, ``gemm:M,N,K``, a zoo model name or Hugging Face config.json (with
     ``lowering`` keywords such as phase, batch, seq, kv_len, attention), a cascade YAML or a
     SCALE-Sim topology CSV. ``mappings``: None (the default mappers), a Mapping, a
-    {einsum: Mapping} dict or a mapping YAML path.
+    {einsum: Mapping} dict or a mapping YAML path. ``cache``: a dict that keeps default GEMM
+    mappings across calls (keyed by shape and the architecture's parameters, so one dict may
+    serve many architectures, as a sweep's worker does); None: a fresh one per call.
     """
     arch = resolve_arch(arch)
     segments = resolve_workload(workload, **lowering)
     given = resolve_mappings(mappings)
-    cache: dict = {}
+    scope = arch_key(arch) if cache is not None else ""  # one shared dict may serve many architectures
+    cache = {} if cache is None else cache
     results, views = [], []
     for seg in segments:
         for einsum in seg.cascade.einsums:
             if einsum.name in seg.views:
                 views.append(f"{seg.name}.{einsum.name}" if seg.name else einsum.name)
                 continue
-            results.append(_one(arch, seg, einsum, given.get(einsum.name), cache, trace))
+            results.append(_one(arch, seg, einsum, given.get(einsum.name), cache, scope, trace))
     units = {r.unit for r in results}
     clocks = {arch.clock_hz(arch.unit(u)) for u in units}
     if len(clocks) > 1:
@@ -44,7 +50,7 @@ def evaluate(arch, workload, *, mappings=None, trace: bool = False, **lowering) 
     return RunResult(name, arch.name, clock, tuple(results), tuple(views))
 
 
-def _one(arch, seg, einsum, mapping: Mapping | None, cache: dict, trace: bool) -> EinsumResult:
+def _one(arch, seg, einsum, mapping: Mapping | None, cache: dict, scope: str, trace: bool) -> EinsumResult:
     """Map (unless given), check, model and simulate one Einsum of segment ``seg``."""
     cascade = seg.cascade
     try:
@@ -52,7 +58,7 @@ def _one(arch, seg, einsum, mapping: Mapping | None, cache: dict, trace: bool) -
     except MappingError:
         view = None
     if view is not None:
-        mapping = mapping or _cached_gemm_mapping(view, arch, cache)
+        mapping = mapping or _cached_gemm_mapping(view, arch, cache, scope)
         check_mapping(mapping, view, arch)
         stats, cost = simulate(view, mapping, arch, trace=trace), model_cost(view, mapping, arch)
     else:
@@ -66,9 +72,16 @@ def _one(arch, seg, einsum, mapping: Mapping | None, cache: dict, trace: bool) -
     return EinsumResult(einsum.name, unit.name, unit.rows * unit.cols, mapping, stats, cost, energy, seg.repeat, seg.name)
 
 
-def _cached_gemm_mapping(view, arch, cache: dict) -> Mapping:
-    """The default mapping, solved once per GEMM shape and renamed for Einsums of the same shape."""
-    key = (tuple((g, tuple(view.sizes[r] for r in view.groups[g])) for g in ("batch", "m", "n", "k")),
+def arch_key(arch) -> str:
+    """A hash of every architecture parameter a mapping may depend on (all but name, description, sources)."""
+    dump = arch.model_dump(mode="json", exclude={"name", "description", "sources"})
+    return hashlib.sha256(json.dumps(dump, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _cached_gemm_mapping(view, arch, cache: dict, scope: str) -> Mapping:
+    """The default mapping, solved once per GEMM shape (and architecture ``scope``) and renamed
+    for Einsums of the same shape."""
+    key = (scope, tuple((g, tuple(view.sizes[r] for r in view.groups[g])) for g in ("batch", "m", "n", "k")),
            tuple(sorted(view.elem_bytes.items())))
     if key not in cache:
         cache[key] = (default_mapping(view, arch, _matmul_unit(arch)), view.ranks)

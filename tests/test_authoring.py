@@ -61,3 +61,21 @@ def test_validate_accepts_a_good_file(tmp_path):
     path = tmp_path / "ok.yaml"
     path.write_text(_presets_dir().joinpath("tpu-like.yaml").read_text())
     assert validate_arch_file(path) == []
+
+
+def test_cli_schema_and_validate(tmp_path, capsys):
+    import json
+
+    from sim.cli import main
+
+    out = tmp_path / "arch.schema.json"
+    assert main(["schema", "-o", str(out)]) == 0
+    assert json.loads(out.read_text())["title"] == "einsim architecture"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nclocks: {core: 1 GHz}\nmemories:\n  - name: dram\n    capacity: 512\n"
+                   "compute:\n  - name: a\n    rows: 0\n    cols: 8\n")
+    capsys.readouterr()
+    assert main(["validate", str(bad)]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2 and all(line.startswith("einsim: error: ") for line in lines)
+    assert main(["validate", str(_presets_dir().joinpath("edge-32x32.yaml"))]) == 0
