@@ -6,6 +6,28 @@ import pytest
 
 from arch import arch_from_dict
 
+# A two-level, 8x8 architecture for sweep tests (as YAML text, since sweeps read files).
+TINY_ARCH = """\
+name: tiny
+clocks: {core: 1 GHz}
+memories:
+  - name: dram
+    ports: [{name: rw, bandwidth: 16 GB/s}]
+    read_energy: 100 pJ
+    write_energy: 100 pJ
+  - name: buf
+    capacity: 64 KiB
+    read_energy: 5 pJ
+    write_energy: 5 pJ
+compute:
+  - name: array
+    rows: 8
+    cols: 8
+    dataflow: ws
+    ops: {mac: {energy: 1 pJ}}
+"""
+
+
 
 def make_arch(rows: int = 8, cols: int = 8, dataflow: str = "os", *, dram_bw: str = "unbounded",
               buf_bw: str = "unbounded", capacity: str = "unbounded", double: bool = True,

@@ -17,25 +17,7 @@ from sim.sweep_spec import SweepError
 
 ROOT = Path(__file__).resolve().parents[1]
 
-BASE = """\
-name: tiny
-clocks: {core: 1 GHz}
-memories:
-  - name: dram
-    ports: [{name: rw, bandwidth: 16 GB/s}]
-    read_energy: 100 pJ
-    write_energy: 100 pJ
-  - name: buf
-    capacity: 64 KiB
-    read_energy: 5 pJ
-    write_energy: 5 pJ
-compute:
-  - name: array
-    rows: 8
-    cols: 8
-    dataflow: ws
-    ops: {mac: {energy: 1 pJ}}
-"""
+from conftest import TINY_ARCH as BASE
 
 SPEC = """\
 base: base.yaml
