@@ -1,0 +1,425 @@
+"""The optimal per-Einsum mapper: an exact integer CP-SAT model of mappers.cost.evaluate.
+
+It searches the space of mappers.space (perfect divisor tiles, one loop order per outer level)
+and encodes the cost model term by term, so its optimum is the brute-force oracle's:
+
+- tiles: one divisor-domain variable per (level, rank); trips link them (t_j = trip_j · t_{j+1});
+- every term that depends on one level's tile only (compute cycles with the fold closed form and
+  port stalls, array-side bytes and energy, the first tile's loads, the last write-back, the
+  bytes those two take from the ports) is a precomputed TABLE bound by AddAllowedAssignments;
+- loop orders are rank positions per level; the reuse rule is reified booleans → per-boundary
+  rep multipliers → bytes per tensor per boundary (integers);
+- latency = first_load + max(compute, ⌈rest_p / rate_p⌉ …) + last_store (or compute + ⌈Σ rest_p / rate_p⌉
+  single-buffered), rest_p = the boundary bytes on port p less the first loads and last store
+  (array-side traffic is inside compute, as in evaluate); the ceilings are exact integer
+  inequalities with rate_p = num/den (the rate's decimal value);
+- energy in integer units of 1/Q pJ (Q = common denominator of the pJ-per-byte values);
+- EDP = energy × latency, after min-latency and min-energy phases that give an incumbent bound.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from fractions import Fraction
+from math import prod
+
+from mappers.cost import _compute_part, evaluate, port_rate, transfer_cycles
+from mappers.errors import MappingError
+from mappers.space import MapResult, build_mapping, canonical_order, divisors, fits, no_fit_error, objective_of
+from mappers.view import MatmulView
+
+INT_LIMIT = 2**62  # keep every variable's bound below this (int64 safety)
+
+
+def _exact(x: float) -> Fraction:
+    """A float as the decimal it prints as (16.0 → 16, 12.8 → 64/5): the value the user wrote."""
+    return Fraction(repr(float(x)))
+
+
+def _as_int(x: float, what: str) -> int:
+    if x != int(x):
+        raise MappingError(f"cpsat mapper: {what} = {x} bytes is not integral")
+    return int(x)
+
+
+@dataclass
+class _Table:
+    """One level's allowed tiles and the per-tile terms attached to them."""
+
+    level: int
+    rows: list[tuple[int, ...]] = field(default_factory=list)  # tile values in view rank order
+    feats: dict[str, list[int]] = field(default_factory=dict)  # feature name -> value per row
+
+
+class _Problem:
+    """Everything solver-independent: tables, port rates, energy coefficients."""
+
+    def __init__(self, view: MatmulView, arch, unit_name: str | None = None) -> None:
+        self.view, self.arch = view, arch
+        self.unit = arch.unit(unit_name)
+        self.clock = arch.clock_hz(self.unit)
+        self.mems = arch.memories
+        self.L = len(self.mems)
+        self.ranks = view.ranks
+        self.divs = {r: divisors(view.sizes[r]) for r in self.ranks}
+        self.rates: dict = {}  # port key -> Fraction bytes/cycle, or None when unbounded
+        mems = self.mems
+        # Energy per byte, exact.
+        coef: dict[str, Fraction] = {}
+        for m in mems:
+            coef[f"{m.name}.read"] = _exact(m.read_pj_per_word) / Fraction(m.word_bits, 8)
+            coef[f"{m.name}.write"] = _exact(m.write_pj_per_word) / Fraction(m.word_bits, 8)
+        self.link_e: dict[int, Fraction] = {}
+        for b in range(1, self.L):
+            link = arch.link_between(mems[b - 1].name, mems[b].name)
+            self.link_e[b] = Fraction(0) if link is None else \
+                (8 * _exact(link.energy.pj) if link.energy.per_bit else _exact(link.energy.pj))
+        mac = _exact(self.unit.op_cost("mac")[1])
+        self.Q = math.lcm(*(c.denominator for c in list(coef.values()) + list(self.link_e.values()) + [mac]))
+        self.coef = coef
+        self.full = {role: _as_int(prod(view.sizes[r] for r in view.ranks_of(role)) * view.elem_bytes[role], role)
+                     for role in ("input", "weight", "output")}
+        # Boundary terms: (b, role, kind, port key, energy per byte as Fraction); kind: "rd" R·|T|,
+        # "rd-1" (R-1)·|T|, "wr" R·|T|.
+        self.terms = []
+        for b in range(1, self.L):
+            outer, inner = mems[b - 1], mems[b]
+            le = self.link_e[b]
+            for role in ("input", "weight"):
+                key = self._key(outer, role, "read", inner.name)
+                self.terms.append((b, role, "rd", key, coef[f"{outer.name}.read"] + coef[f"{inner.name}.write"] + le))
+            key = self._key(outer, "output", "read", inner.name)
+            self.terms.append((b, "output", "rd-1", key, coef[f"{outer.name}.read"] + coef[f"{inner.name}.write"] + le))
+            key = self._key(outer, "output", "write", inner.name)
+            self.terms.append((b, "output", "wr", key, coef[f"{outer.name}.write"] + coef[f"{inner.name}.read"] + le))
+        self.const_energy = view.macs * mac
+        self.tables = [self._table(lv) for lv in range(1, self.L)]
+        if any(not t.rows for t in self.tables):
+            raise no_fit_error(view, arch)
+
+    def _key(self, memory, role: str, direction: str, peer: str | None):
+        """The port key of a transfer, recording its rate (one rate per port, else unsupported)."""
+        key, rate = port_rate(self.arch, memory, role, direction, self.clock, peer)
+        exact = None if math.isinf(rate) else _exact(rate)
+        if key in self.rates and self.rates[key] != exact:
+            raise NotImplementedError(f"port {key} is used at two rates ({self.rates[key]}, {exact}); not modelled")
+        self.rates[key] = exact
+        return key
+
+    def _table(self, lv: int) -> _Table:
+        """Fitting tiles of level ``lv`` with their first-load, last-store (and compute) terms."""
+        view, mems = self.view, self.mems
+        from itertools import product
+        tab = _Table(lv)
+        rows_feats: list[dict[str, int]] = []
+        for combo in product(*(self.divs[r] for r in self.ranks)):
+            tile = dict(zip(self.ranks, combo))
+            if not fits(view, mems[lv], tile):
+                continue
+            f: Counter = Counter()
+            per_port: Counter = Counter()
+            for role in ("input", "weight"):
+                nbytes = view.tile_bytes(role, tile)
+                key = self._key(mems[lv - 1], role, "read", mems[lv].name)
+                _, rate = port_rate(self.arch, mems[lv - 1], role, "read", self.clock, mems[lv].name)
+                per_port[key] += transfer_cycles(nbytes, rate)
+                f[("sub", key)] += _as_int(nbytes, f"{role} tile")
+            f["fl"] = max(per_port.values(), default=0)
+            nbytes = view.tile_bytes("output", tile)
+            key = self._key(mems[lv - 1], "output", "write", mems[lv].name)
+            _, rate = port_rate(self.arch, mems[lv - 1], "output", "write", self.clock, mems[lv].name)
+            f["ls"] = transfer_cycles(nbytes, rate)
+            f[("sub", key)] += _as_int(nbytes, "output tile")
+            if lv == self.L - 1:
+                inner = mems[-1]
+                compute, _, _, words = _compute_part(view, self.unit, inner, {r: [tile[r]] for r in self.ranks}, self.clock)
+                f["compute"] = compute
+                energy = Fraction(0)
+                for (role, direction), w in words.items():
+                    nb = _as_int(w * view.elem_bytes[role], "array traffic")
+                    energy += nb * self.coef[f"{inner.name}.{direction}"]
+                f["arrE"] = int(energy * self.Q)
+            tab.rows.append(combo)
+            rows_feats.append(f)
+        names = sorted({k for f in rows_feats for k in f}, key=str)
+        tab.feats = {n: [f.get(n, 0) for f in rows_feats] for n in names}
+        return tab
+
+
+@dataclass
+class _Built:
+    """One CP-SAT model with handles on the variables the mapper reads back."""
+
+    model: object
+    tile: dict  # (level, rank) -> var
+    trip: dict  # (level, rank) -> var
+    pos: dict  # (level, rank) -> var
+    latency: object
+    energy: object
+    edp: object | None = None
+    shift: int = 0
+    ubs: dict = field(default_factory=dict)
+
+
+def _build(p: _Problem, with_edp: bool, caps: tuple[int, int] | None = None) -> _Built:
+    """The CP-SAT model of evaluate over the space (no objective set); ``caps`` = (energy, latency)
+    upper bounds from an incumbent, which shrink the domains (and the EDP product's range)."""
+    from ortools.sat.python import cp_model
+
+    view, L, ranks = p.view, p.L, p.ranks
+    m = cp_model.CpModel()
+    tile, trip, g, pos = {}, {}, {}, {}
+    for lv in range(1, L):
+        for r in ranks:
+            tile[lv, r] = m.NewIntVarFromDomain(cp_model.Domain.FromValues(p.divs[r]), f"t{lv}_{r}")
+    for j in range(L - 1):
+        for r in ranks:
+            trip[j, r] = m.NewIntVarFromDomain(cp_model.Domain.FromValues(p.divs[r]), f"trip{j}_{r}")
+            outer = view.sizes[r] if j == 0 else tile[j, r]
+            m.AddMultiplicationEquality(outer, [trip[j, r], tile[j + 1, r]])
+            g[j, r] = m.NewBoolVar(f"g{j}_{r}")
+            m.Add(trip[j, r] >= 2).OnlyEnforceIf(g[j, r])
+            m.Add(trip[j, r] <= 1).OnlyEnforceIf(g[j, r].Not())
+            pos[j, r] = m.NewIntVar(0, len(ranks) - 1, f"pos{j}_{r}")
+        if len(ranks) > 1:
+            m.AddAllDifferent([pos[j, r] for r in ranks])
+    # Tables: per-tile terms.
+    feat: dict = {}
+    feat_ub: dict = {}
+    for tab in p.tables:
+        lv = tab.level
+        vars_ = [tile[lv, r] for r in ranks]
+        cols = []
+        for name, values in tab.feats.items():
+            v = m.NewIntVar(min(values), max(values), f"{name}@{lv}")
+            feat[lv, name] = v
+            feat_ub[lv, name] = max(values)
+            vars_.append(v)
+            cols.append(values)
+        m.AddAllowedAssignments(vars_, [tuple(row) + tuple(c[i] for c in cols) for i, row in enumerate(tab.rows)])
+    # Reuse rule → reps per (boundary, role).
+    before: dict = {}
+
+    def is_before(j: int, u: str, r: str):
+        if (j, u, r) not in before:
+            b = m.NewBoolVar(f"before{j}_{u}_{r}")
+            m.Add(pos[j, u] < pos[j, r]).OnlyEnforceIf(b)
+            m.Add(pos[j, u] > pos[j, r]).OnlyEnforceIf(b.Not())
+            before[j, u, r] = b
+            before[j, r, u] = b.Not()
+        return before[j, u, r]
+
+    reps, reps_ub = {}, {}
+    for b in range(1, L):
+        for role in ("input", "weight", "output"):
+            rel = view.ranks_of(role)
+            irr = [u for u in ranks if u not in rel]
+            factors = []
+            for j in range(b):
+                for u in irr:
+                    lits = []
+                    for r in rel:
+                        a = m.NewBoolVar("")
+                        bf = is_before(j, u, r)
+                        m.AddBoolOr([bf.Not(), g[j, r].Not(), a])
+                        m.AddImplication(a, bf)
+                        m.AddImplication(a, g[j, r])
+                        lits.append(a)
+                    lits += [g[jj, r] for jj in range(j + 1, b) for r in rel]
+                    z = m.NewBoolVar(f"z{b}_{role}_{j}_{u}")
+                    if lits:
+                        m.AddBoolOr(lits).OnlyEnforceIf(z)
+                        for lit in lits:
+                            m.AddImplication(lit, z)
+                    else:
+                        m.Add(z == 0)
+                    rf = m.NewIntVarFromDomain(cp_model.Domain.FromValues(p.divs[u]), f"rf{b}_{role}_{j}_{u}")
+                    m.Add(rf == trip[j, u]).OnlyEnforceIf(z)
+                    m.Add(rf == 1).OnlyEnforceIf(z.Not())
+                    factors.append(rf)
+            ub = prod(view.sizes[u] for u in irr)
+            rv = m.NewIntVar(1, ub, f"reps{b}_{role}")
+            if factors:
+                m.AddMultiplicationEquality(rv, factors)
+            else:
+                m.Add(rv == 1)
+            reps[b, role], reps_ub[b, role] = rv, ub
+    # Port bytes and energy.
+    rest: dict = {k: [] for k in p.rates}
+    rest_ub: Counter = Counter()
+    energy_terms, energy_ub = [], int(p.const_energy * p.Q)
+    for b, role, kind, key, e in p.terms:
+        full = p.full[role]
+        expr = reps[b, role] * full - (full if kind == "rd-1" else 0)
+        ub = reps_ub[b, role] * full
+        rest[key].append(expr)
+        rest_ub[key] += ub
+        ei = e * p.Q
+        assert ei.denominator == 1
+        energy_terms.append(expr * int(ei))
+        energy_ub += ub * int(ei)
+    inner = L - 1
+    for (lv, name), v in feat.items():
+        if isinstance(name, tuple) and name[0] == "sub":
+            rest[name[1]].append(-v)
+    energy_terms.append(feat[inner, "arrE"])
+    energy_ub += feat_ub[inner, "arrE"]
+    if caps:
+        energy_ub = min(energy_ub, caps[0])
+    energy = m.NewIntVar(0, energy_ub, "energy")
+    m.Add(energy == int(p.const_energy * p.Q) + sum(energy_terms))
+    compute = feat[inner, "compute"]
+    bounded = [(k, r) for k, r in sorted(p.rates.items(), key=lambda kv: str(kv[0])) if r is not None and rest[k]]
+    double = p.mems[-1].double_buffered
+    if double:
+        cycles = [compute]
+        mid_ub = feat_ub[inner, "compute"]
+        for k, rate in bounded:
+            ub = math.ceil(rest_ub[k] / rate)
+            c = m.NewIntVar(0, ub, f"port{k}")
+            lhs = sum(rest[k]) * rate.denominator
+            m.Add(c * rate.numerator >= lhs)
+            m.Add(c * rate.numerator <= lhs + rate.numerator - 1)
+            cycles.append(c)
+            mid_ub = max(mid_ub, ub)
+        mid = m.NewIntVar(0, mid_ub, "middle")
+        m.AddMaxEquality(mid, cycles)
+    else:
+        n = math.lcm(*(r.numerator for _, r in bounded)) if bounded else 1
+        s = sum(sum(rest[k]) * (r.denominator * (n // r.numerator)) for k, r in bounded)
+        s_ub = sum(rest_ub[k] * r.denominator * (n // r.numerator) for k, r in bounded)
+        cc = m.NewIntVar(0, -(-s_ub // n), "ports")
+        m.Add(cc * n >= s)
+        m.Add(cc * n <= s + n - 1)
+        mid_ub = feat_ub[inner, "compute"] + -(-s_ub // n)
+        mid = m.NewIntVar(0, mid_ub, "middle")
+        m.Add(mid == compute + cc)
+    lat_ub = mid_ub + sum(feat_ub[lv, "fl"] + feat_ub[lv, "ls"] for lv in range(1, L))
+    if caps:
+        lat_ub = min(lat_ub, caps[1])
+    latency = m.NewIntVar(0, lat_ub, "latency")
+    m.Add(latency == mid + sum(feat[lv, "fl"] + feat[lv, "ls"] for lv in range(1, L)))
+    if max(energy_ub, lat_ub) >= INT_LIMIT:
+        raise MappingError(f"cpsat mapper: '{view.einsum}' is too large for int64 bounds (energy ≤ {energy_ub}, latency ≤ {lat_ub})")
+    built = _Built(m, tile, trip, pos, latency, energy, ubs={"energy": energy_ub, "latency": lat_ub})
+    if with_edp:
+        shift = 0
+        while (energy_ub >> shift) * lat_ub >= INT_LIMIT:
+            shift += 1
+        e_obj = energy
+        if shift:  # inexact: energy counted in units of 2^shift / Q pJ for the product
+            e_obj = m.NewIntVar(0, energy_ub >> shift, "energy_scaled")
+            m.AddDivisionEquality(e_obj, energy, 1 << shift)
+        edp = m.NewIntVar(0, (energy_ub >> shift) * lat_ub, "edp")
+        m.AddMultiplicationEquality(edp, [e_obj, latency])
+        built.edp, built.shift = edp, shift
+    return built
+
+
+@dataclass(frozen=True)
+class _Phase:
+    """What one solve found."""
+
+    status: str
+    values: dict | None  # var name -> value, for hints and extraction
+    objective: int | None
+    bound: float
+    latency: int | None
+    energy: int | None
+
+
+def _solve(built: _Built, objective_var, limit: float, seed: int, workers: int, hint: dict | None) -> _Phase:
+    """Minimise ``objective_var`` within ``limit`` seconds."""
+    from ortools.sat.python import cp_model
+
+    m = built.model
+    m.Minimize(objective_var)
+    decision = list(built.tile.values()) + list(built.pos.values())
+    if hint:
+        m.ClearHints()
+        for v in decision:
+            m.AddHint(v, hint[v.Name()])
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = max(limit, 0.01)
+    solver.parameters.num_workers = workers
+    solver.parameters.random_seed = seed
+    status = solver.Solve(m)
+    name = solver.StatusName(status)
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return _Phase(name, None, None, solver.BestObjectiveBound(), None, None)
+    values = {v.Name(): solver.Value(v) for v in decision + list(built.trip.values())}
+    return _Phase(name, values, int(solver.ObjectiveValue()), solver.BestObjectiveBound(),
+                  solver.Value(built.latency), solver.Value(built.energy))
+
+
+def _mapping_from(p: _Problem, values: dict):
+    """The canonical Mapping of a solution."""
+    view, L = p.view, p.L
+    tiles = [{r: values[f"t{lv}_{r}"] for r in p.ranks} for lv in range(1, L)]
+    orders = []
+    for j in range(L - 1):
+        trips = {r: values[f"trip{j}_{r}"] for r in p.ranks}
+        orders.append(canonical_order(view, trips, lambda r, j=j: values[f"pos{j}_{r}"]))
+    return build_mapping(view, p.arch, tiles, orders, p.unit.name)
+
+
+def cpsat_mapping(view: MatmulView, arch, objective: str = "edp", time_limit_s: float = 10.0, seed: int = 0,
+                  workers: int = 2, unit_name: str | None = None) -> MapResult:
+    """The optimal mapping of ``view`` for "latency", "energy", "edp" or "lex", by CP-SAT.
+
+    Status is OPTIMAL when proven, FEASIBLE when the time limit cut the search (``bound`` is then
+    the best proven lower bound, in the objective's units)."""
+    if objective not in ("latency", "energy", "edp", "lex"):
+        raise ValueError(f"unknown objective '{objective}' (expected latency, energy, edp or lex)")
+    start = time.perf_counter()
+    deadline = start + time_limit_s
+    p = _Problem(view, arch, unit_name)
+
+    def left(share: float = 1.0) -> float:
+        return max(0.01, (deadline - time.perf_counter()) * share)
+
+    def done(phase: _Phase, status: str, bound) -> MapResult:
+        if phase.values is None:
+            raise MappingError(f"cpsat mapper: no mapping of '{view.einsum}' found within {time_limit_s} s ({phase.status})")
+        mapping = _mapping_from(p, phase.values)
+        cost = evaluate(view, mapping, arch)
+        return MapResult(mapping, cost, objective_of(cost, objective), status, bound, 0, time.perf_counter() - start)
+
+    if objective in ("latency", "energy"):
+        b = _build(p, False)
+        ph = _solve(b, b.latency if objective == "latency" else b.energy, left(), seed, workers, None)
+        bound = ph.bound if objective == "latency" else ph.bound / p.Q
+        return done(ph, ph.status, bound)
+    if objective == "lex":
+        b = _build(p, False)
+        ph1 = _solve(b, b.latency, left(0.5), seed, workers, None)
+        if ph1.values is None:
+            return done(ph1, ph1.status, None)
+        b2 = _build(p, False)
+        b2.model.Add(b2.latency <= ph1.latency)
+        ph2 = _solve(b2, b2.energy, left(), seed, workers, ph1.values)
+        status = "OPTIMAL" if ph1.status == ph2.status == "OPTIMAL" else "FEASIBLE"
+        return done(ph2 if ph2.values else ph1, status, (ph1.bound, ph2.bound / p.Q))
+    # EDP: min latency and min energy give an incumbent and lower bounds, then E × L.
+    bl = _build(p, False)
+    ph_l = _solve(bl, bl.latency, left(0.2), seed, workers, None)
+    be = _build(p, False)
+    ph_e = _solve(be, be.energy, left(0.25), seed, workers, ph_l.values)
+    cands = [ph for ph in (ph_l, ph_e) if ph.values is not None]
+    if not cands:
+        return done(ph_l, ph_l.status, None)
+    inc = min(cands, key=lambda ph: ph.energy * ph.latency)
+    upper = inc.energy * inc.latency
+    l_lb, e_lb = max(1, math.ceil(ph_l.bound)), max(1, math.ceil(ph_e.bound))
+    b = _build(p, True, (upper // l_lb, upper // e_lb))
+    if not b.shift:
+        b.model.Add(b.edp <= upper)
+    ph = _solve(b, b.edp, left(), seed, workers, inc.values)
+    scale = (1 << b.shift) / p.Q
+    if ph.values is None:
+        return done(inc, "FEASIBLE", max(ph.bound, l_lb * e_lb / (1 << b.shift)) * scale)
+    status = ph.status if not b.shift else "FEASIBLE"  # a scaled product proves nothing exact
+    return done(ph, status, ph.bound * scale)
