@@ -35,8 +35,13 @@ INT_LIMIT = 2**62  # keep every variable's bound below this (int64 safety)
 
 
 def _exact(x: float) -> Fraction:
-    """A float as the decimal it prints as (16.0 → 16, 12.8 → 64/5): the value the user wrote."""
-    return Fraction(repr(float(x)))
+    """A float as the rational it stands for: the decimal it prints as (16.0 → 16, 12.8 → 64/5),
+    or, when that needs a huge denominator because the float is a ratio (450 GB/s ÷ 940 MHz =
+    478.7234…), the nearest fraction with a small one (22500/47), which keeps CP-SAT in int64."""
+    printed = Fraction(repr(float(x)))
+    if printed.denominator <= 10**6:
+        return printed
+    return Fraction(float(x)).limit_denominator(10**6)
 
 
 def _as_int(x: float, what: str) -> int:
@@ -366,36 +371,51 @@ def _mapping_from(p: _Problem, values: dict):
     return build_mapping(view, p.arch, tiles, orders, p.unit.name)
 
 
+def _hint_of(p: _Problem, mapping) -> dict:
+    """Solver hint values (tiles and loop positions) of a mapping in this space."""
+    values = {f"t{lv}_{r}": mapping.levels[lv].tile[r] for lv in range(1, p.L) for r in p.ranks}
+    for j in range(p.L - 1):
+        values.update({f"pos{j}_{r}": i for i, r in enumerate(mapping.levels[j].order)})
+    return values
+
+
 def cpsat_mapping(view: MatmulView, arch, objective: str = "edp", time_limit_s: float = 10.0, seed: int = 0,
                   workers: int = 2, unit_name: str | None = None) -> MapResult:
     """The optimal mapping of ``view`` for "latency", "energy", "edp" or "lex", by CP-SAT.
 
     Status is OPTIMAL when proven, FEASIBLE when the time limit cut the search (``bound`` is then
-    the best proven lower bound, in the objective's units)."""
+    the best proven lower bound, in the objective's units). Every phase starts from a quick
+    seeded search's mapping as a hint, so a time limit always leaves an answer."""
     if objective not in ("latency", "energy", "edp", "lex"):
         raise ValueError(f"unknown objective '{objective}' (expected latency, energy, edp or lex)")
     start = time.perf_counter()
     deadline = start + time_limit_s
     p = _Problem(view, arch, unit_name)
+    from mappers.search import search_mapping
+
+    start_point = search_mapping(view, arch, "latency" if objective == "lex" else objective, samples=200,
+                                 anneal_steps=400, seed=seed, unit_name=unit_name)
+    seeded = _hint_of(p, start_point.mapping)
 
     def left(share: float = 1.0) -> float:
         return max(0.01, (deadline - time.perf_counter()) * share)
 
     def done(phase: _Phase, status: str, bound) -> MapResult:
-        if phase.values is None:
-            raise MappingError(f"cpsat mapper: no mapping of '{view.einsum}' found within {time_limit_s} s ({phase.status})")
+        if phase.values is None:  # the solver did not even confirm its hint in time: keep the search's answer
+            return MapResult(start_point.mapping, start_point.cost, start_point.objective_value, "FEASIBLE", bound, 0,
+                             time.perf_counter() - start)
         mapping = _mapping_from(p, phase.values)
         cost = evaluate(view, mapping, arch)
         return MapResult(mapping, cost, objective_of(cost, objective), status, bound, 0, time.perf_counter() - start)
 
     if objective in ("latency", "energy"):
         b = _build(p, False)
-        ph = _solve(b, b.latency if objective == "latency" else b.energy, left(), seed, workers, None)
+        ph = _solve(b, b.latency if objective == "latency" else b.energy, left(), seed, workers, seeded)
         bound = ph.bound if objective == "latency" else ph.bound / p.Q
         return done(ph, ph.status, bound)
     if objective == "lex":
         b = _build(p, False)
-        ph1 = _solve(b, b.latency, left(0.5), seed, workers, None)
+        ph1 = _solve(b, b.latency, left(0.5), seed, workers, seeded)
         if ph1.values is None:
             return done(ph1, ph1.status, None)
         b2 = _build(p, False)
@@ -405,9 +425,9 @@ def cpsat_mapping(view: MatmulView, arch, objective: str = "edp", time_limit_s: 
         return done(ph2 if ph2.values else ph1, status, (ph1.bound, ph2.bound / p.Q))
     # EDP: min latency and min energy give an incumbent and lower bounds, then E × L.
     bl = _build(p, False)
-    ph_l = _solve(bl, bl.latency, left(0.2), seed, workers, None)
+    ph_l = _solve(bl, bl.latency, left(0.2), seed, workers, seeded)
     be = _build(p, False)
-    ph_e = _solve(be, be.energy, left(0.25), seed, workers, ph_l.values)
+    ph_e = _solve(be, be.energy, left(0.25), seed, workers, ph_l.values or seeded)
     cands = [ph for ph in (ph_l, ph_e) if ph.values is not None]
     if not cands:
         return done(ph_l, ph_l.status, None)

@@ -22,6 +22,7 @@ from math import ceil, prod
 from mappers.cost import evaluate
 from mappers.errors import MappingError
 from mappers.mapping import SPATIAL, LevelMapping, Mapping, check_capacity, footprint_bytes
+from mappers.space import no_fit_error
 from mappers.view import MatmulView
 
 GROUPS = ("batch", "m", "n", "k")
@@ -85,7 +86,7 @@ def default_mapping(view: MatmulView, arch, unit_name: str | None = None) -> Map
 
     fitting = [t for t in ({k: v for part in combo for k, v in part.items()} for combo in product(*per_group)) if fits(t)]
     if not fitting:
-        raise _no_fit(view, arch)
+        raise no_fit_error(view, arch)
 
     def footprint(tile: dict[str, int]) -> float:
         return sum(footprint_bytes(view, tile).values())
@@ -119,15 +120,3 @@ def default_mapping(view: MatmulView, arch, unit_name: str | None = None) -> Map
             if best is None or key < best[0]:
                 best = (key, m)
     return best[1]
-
-
-def _no_fit(view: MatmulView, arch) -> MappingError:
-    """The error for a buffer too small for even the smallest tile, naming level and bytes."""
-    smallest = {r: 1 for r in view.ranks}
-    for mem in arch.memories[1:]:
-        try:
-            check_capacity(view, mem, smallest, f"einsum '{view.einsum}'")
-        except MappingError as err:
-            return MappingError(f"no mapping fits: {err}")
-    need = sum(footprint_bytes(view, smallest).values())
-    return MappingError(f"no mapping fits einsum '{view.einsum}' (smallest tile needs {need:.0f} B)")

@@ -33,6 +33,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     run.add_argument("--trace", metavar="FILE", help="write a Chrome/Perfetto trace of the tile events")
     run.add_argument("--show-mapping", action="store_true", help="print each Einsum's loop nest")
+    _mapper_flags(run)
+
+    mp = sub.add_parser("map", help="map every GEMM Einsum of a workload and write the mappings (YAML list)")
+    mp.add_argument("--arch", required=True, help="preset name, architecture YAML, or SCALE-Sim .cfg")
+    mp.add_argument("--workload", required=True, help="as for 'einsim run'")
+    _lowering_flags(mp)
+    _mapper_flags(mp)
+    mp.add_argument("-o", "--output", required=True, metavar="FILE", help="mapping YAML to write (for 'einsim run --mapping')")
 
     sw = sub.add_parser("sweep", help="run a design-space sweep (spec YAML) into a results folder")
     sw.add_argument("spec", metavar="SPEC.yaml", help="the sweep spec: base, axes, combine, tie, workloads, objectives, constraints")
@@ -65,6 +73,21 @@ def _lowering_flags(parser) -> None:
     model.add_argument("--new-tokens", type=_positive, help="tokens decoded per step (decode; default 1)")
     model.add_argument("--attention", choices=["3pass", "2pass", "1pass"], help="attention cascade (default 3pass)")
     model.add_argument("--m0", type=_positive, help="key tile of 2-/1-pass attention (default 256)")
+
+
+def _mapper_flags(parser) -> None:
+    """The flags that pick the GEMM mapper (shared by run and map)."""
+    group = parser.add_argument_group("mapper (GEMM Einsums)")
+    group.add_argument("--mapper", choices=["greedy", "cpsat", "search"], default="greedy",
+                       help="greedy (default, fast), cpsat (optimal within the time limit) or search (sampling + annealing)")
+    group.add_argument("--objective", choices=["latency", "energy", "edp", "lex"], default="edp",
+                       help="what cpsat and search minimise (default edp)")
+    group.add_argument("--time-limit", type=float, default=10.0, metavar="S", help="cpsat's limit per GEMM shape in seconds (default 10)")
+
+
+def _mapper(args) -> dict:
+    """The mapper flags as keywords for ``evaluate``."""
+    return {"mapper": args.mapper, "objective": args.objective, "time_limit_s": args.time_limit}
 
 
 def _lowering(args) -> dict:
@@ -110,7 +133,8 @@ def _run(args) -> int:
     from sim.run import evaluate
     from sim.trace import write_trace
 
-    result = evaluate(args.arch, args.workload, mappings=args.mapping, trace=bool(args.trace), **_lowering(args))
+    result = evaluate(args.arch, args.workload, mappings=args.mapping, trace=bool(args.trace), **_mapper(args),
+                      **_lowering(args))
     if args.trace:
         write_trace(result, args.trace)
     if args.json:
@@ -120,6 +144,37 @@ def _run(args) -> int:
         if args.show_mapping:
             for e in result.einsums:
                 print(e.mapping.describe())
+    return 0
+
+
+def _map(args) -> int:
+    """Map every GEMM Einsum, write the mappings as one YAML list and print each loop nest."""
+    from pathlib import Path
+
+    import yaml
+
+    from mappers import matmul_view
+    from sim.inputs import resolve_arch, resolve_workload
+    from sim.run import _cached_gemm_mapping
+
+    arch = resolve_arch(args.arch)
+    how = (args.mapper, args.objective, args.time_limit)
+    cache: dict = {}
+    out, seen = [], set()
+    for seg in resolve_workload(args.workload, **_lowering(args)):
+        for einsum in seg.cascade.einsums:
+            if einsum.name in seg.views or einsum.name in seg.gathers or einsum.name in seen:
+                continue
+            try:
+                view = matmul_view(seg.cascade, einsum)
+            except Exception:  # noqa: BLE001 - not a GEMM: the vector unit's mapping needs no search
+                continue
+            seen.add(einsum.name)
+            mapping = _cached_gemm_mapping(view, arch, cache, "", how)
+            out.append(mapping.to_dict(view))
+            print(mapping.describe(view))
+    Path(args.output).write_text(yaml.safe_dump(out, sort_keys=False, default_flow_style=None))
+    print(f"{args.output}: {len(out)} mapping{'s' if len(out) != 1 else ''}")
     return 0
 
 
@@ -236,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     from workloads import WorkloadError
 
     try:
-        commands = {"run": _run, "sweep": _sweep, "presets": _presets, "models": _models, "plot": _plot,
+        commands = {"run": _run, "map": _map, "sweep": _sweep, "presets": _presets, "models": _models, "plot": _plot,
                     "schema": _schema, "validate": _validate}
         return commands[args.command](args)
     except (ArchError, YamlError, WorkloadError, MappingError, InputError, SweepError) as err:

@@ -9,16 +9,25 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
+from math import prod
 
 from mappers import MappingError, check_mapping, default_mapping, energy_breakdown, evaluate as model_cost, matmul_view
 from mappers.mapping import LevelMapping, Mapping
+from mappers.search import search_mapping
+from mappers.space import OBJECTIVES, divisors
 from mappers.vector import gather_view, vector_cost, vector_mapping, vector_unit, vector_view
 from sim.engine import simulate, simulate_vector
 from sim.inputs import resolve_arch, resolve_mappings, resolve_workload
 from sim.result import EinsumResult, RunResult
 
+MAPPERS = ("greedy", "cpsat", "search")
+CPSAT_MAX_RANKS = 8  # more ranks: CP-SAT's reuse booleans grow as ranks² × levels; search instead
+CPSAT_MAX_TABLE_ROWS = 200_000  # more tiles to enumerate: building the tables alone takes too long
 
-def evaluate(arch, workload, *, mappings=None, trace: bool = False, cache: dict | None = None, **lowering) -> RunResult:
+
+def evaluate(arch, workload, *, mappings=None, trace: bool = False, cache: dict | None = None, mapper: str = "greedy",
+             objective: str = "edp", time_limit_s: float = 10, **lowering) -> RunResult:
     """Simulate ``workload`` on ``arch``, Einsum after Einsum.
 
     ``arch``: an Architecture, a preset name or a YAML / SCALE-Sim .cfg path. ``workload``: a
@@ -28,7 +37,15 @@ def evaluate(arch, workload, *, mappings=None, trace: bool = False, cache: dict 
     {einsum: Mapping} dict or a mapping YAML path. ``cache``: a dict that keeps default GEMM
     mappings across calls (keyed by shape and the architecture's parameters, so one dict may
     serve many architectures, as a sweep's worker does); None: a fresh one per call.
+    ``mapper``: how GEMM Einsums without a given mapping are mapped: "greedy" (default_mapping),
+    "cpsat" (cpsat_mapping for ``objective`` within ``time_limit_s``; see ``_solve_gemm`` for when
+    it falls back to "search") or "search" (search_mapping); the mapping's notes name the mapper.
     """
+    if mapper not in MAPPERS:
+        raise MappingError(f"unknown mapper '{mapper}' (expected one of {', '.join(MAPPERS)})")
+    if objective not in OBJECTIVES:
+        raise MappingError(f"unknown objective '{objective}' (expected one of {', '.join(OBJECTIVES)})")
+    how = (mapper, objective, time_limit_s)
     arch = resolve_arch(arch)
     segments = resolve_workload(workload, **lowering)
     given = resolve_mappings(mappings)
@@ -40,7 +57,7 @@ def evaluate(arch, workload, *, mappings=None, trace: bool = False, cache: dict 
             if einsum.name in seg.views:
                 views.append(f"{seg.name}.{einsum.name}" if seg.name else einsum.name)
                 continue
-            results.append(_one(arch, seg, einsum, given.get(einsum.name), cache, scope, trace))
+            results.append(_one(arch, seg, einsum, given.get(einsum.name), cache, scope, trace, how))
     units = {r.unit for r in results}
     clocks = {arch.clock_hz(arch.unit(u)) for u in units}
     if len(clocks) > 1:
@@ -50,7 +67,8 @@ def evaluate(arch, workload, *, mappings=None, trace: bool = False, cache: dict 
     return RunResult(name, arch.name, clock, tuple(results), tuple(views))
 
 
-def _one(arch, seg, einsum, mapping: Mapping | None, cache: dict, scope: str, trace: bool) -> EinsumResult:
+def _one(arch, seg, einsum, mapping: Mapping | None, cache: dict, scope: str, trace: bool,
+         how: tuple = ("greedy", "edp", 10)) -> EinsumResult:
     """Map (unless given), check, model and simulate one Einsum of segment ``seg``."""
     cascade = seg.cascade
     try:
@@ -58,7 +76,7 @@ def _one(arch, seg, einsum, mapping: Mapping | None, cache: dict, scope: str, tr
     except MappingError:
         view = None
     if view is not None:
-        mapping = mapping or _cached_gemm_mapping(view, arch, cache, scope)
+        mapping = mapping or _cached_gemm_mapping(view, arch, cache, scope, how)
         check_mapping(mapping, view, arch)
         stats, cost = simulate(view, mapping, arch, trace=trace), model_cost(view, mapping, arch)
     else:
@@ -78,18 +96,64 @@ def arch_key(arch) -> str:
     return hashlib.sha256(json.dumps(dump, sort_keys=True).encode()).hexdigest()[:32]
 
 
-def _cached_gemm_mapping(view, arch, cache: dict, scope: str) -> Mapping:
-    """The default mapping, solved once per GEMM shape (and architecture ``scope``) and renamed
-    for Einsums of the same shape."""
+def _cached_gemm_mapping(view, arch, cache: dict, scope: str, how: tuple = ("greedy", "edp", 10)) -> Mapping:
+    """The mapping of ``how`` = (mapper, objective, time limit), solved once per GEMM shape (and
+    architecture ``scope``) and renamed for Einsums of the same shape."""
     key = (scope, tuple((g, tuple(view.sizes[r] for r in view.groups[g])) for g in ("batch", "m", "n", "k")),
            tuple(sorted(view.elem_bytes.items())))
+    if how[0] != "greedy":  # greedy keeps the old key, so caches filled before stay valid
+        key += how
     if key not in cache:
-        cache[key] = (default_mapping(view, arch, _matmul_unit(arch)), view.ranks)
+        cache[key] = (_solve_gemm(view, arch, _matmul_unit(arch), *how), view.ranks)
     mapping, ranks = cache[key]
     rename = dict(zip(ranks, view.ranks))
     levels = tuple(LevelMapping(lv.memory, {rename[r]: t for r, t in lv.tile.items()}, tuple(rename[r] for r in lv.order))
                    for lv in mapping.levels)
-    return Mapping(view.einsum, mapping.unit, mapping.dataflow, levels)
+    return Mapping(view.einsum, mapping.unit, mapping.dataflow, levels, dict(mapping.notes))
+
+
+def cpsat_table_rows(view, arch) -> int:
+    """How many tiles CP-SAT's per-level tables enumerate (the product of every rank's divisor count, per level)."""
+    return (len(arch.memories) - 1) * prod(len(divisors(n)) for n in view.sizes.values())
+
+
+def _solve_gemm(view, arch, unit: str, mapper: str = "greedy", objective: str = "edp", time_limit_s: float = 10) -> Mapping:
+    """One GEMM's mapping by ``mapper``, with {"mapper": …, "status": …, "bound": …} in its notes.
+
+    "cpsat" falls back to search_mapping (notes: mapper "search", fallback "<why>") when its
+    tables would enumerate more than CPSAT_MAX_TABLE_ROWS tiles or the view has more than
+    CPSAT_MAX_RANKS ranks (building them alone would take too long), when the model cannot be
+    built exactly (NotImplementedError: a port used at two rates; Overflow/TypeError: a bound beyond
+    int64 that ortools rejects before cpsat's own check) or when CP-SAT returns no
+    solution (time limit, or a model it rejects, e.g. int64 overflow). A problem with no fitting
+    tile at all still raises MappingError."""
+    if mapper == "greedy":
+        return default_mapping(view, arch, unit)  # no notes, as before: no notes means greedy
+    fallback = ""
+    if mapper == "cpsat":
+        rows = cpsat_table_rows(view, arch)
+        if len(view.ranks) > CPSAT_MAX_RANKS or rows > CPSAT_MAX_TABLE_ROWS:
+            fallback = f"{len(view.ranks)} ranks, {rows} table rows"
+        else:
+            from mappers.cpsat import cpsat_mapping
+
+            try:
+                r = cpsat_mapping(view, arch, objective, time_limit_s, unit_name=unit)
+                return replace(r.mapping, notes={"mapper": "cpsat", "status": r.status, "bound": _plain(r.bound)})
+            except (NotImplementedError, OverflowError, TypeError) as err:  # not modelled, or beyond int64
+                fallback = f"{type(err).__name__}: {str(err).splitlines()[0][:120]}"
+            except MappingError as err:
+                if not str(err).startswith("cpsat mapper:"):
+                    raise  # nothing fits: the user must hear it
+                fallback = str(err)
+    r = search_mapping(view, arch, objective, unit_name=unit)
+    notes = {"mapper": "search", "status": r.status, "evaluated": r.evaluated}
+    return replace(r.mapping, notes=notes | ({"fallback": fallback} if fallback else {}))
+
+
+def _plain(x):
+    """A bound as plain YAML-friendly numbers."""
+    return [float(v) for v in x] if isinstance(x, tuple) else (None if x is None else float(x))
 
 
 def _matmul_unit(arch) -> str:

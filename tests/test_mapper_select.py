@@ -1,0 +1,168 @@
+"""Mapper selection: search_mapping against the oracle, evaluate(mapper=...), and ``einsim map``."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from conftest import make_arch
+from mappers.brute import brute_mapping
+from mappers.cost import evaluate as model_cost
+from mappers.mapping import check_mapping
+from mappers.search import random_valid_mappings, search_mapping
+from mappers.view import MatmulView
+from sim.cli import main
+from sim.run import evaluate
+
+GEMM_CASCADE = """\
+name: mm
+ranks: {m: 16, n: 24, k: 32}
+tensors:
+  A: {ranks: [m, k]}
+  B: {ranks: [k, n]}
+  C: {ranks: [m, n]}
+einsums:
+  - {name: C, out: "C[m,n]", in: ["A[m,k]", "B[k,n]"], map: mul, reduce: sum}
+"""
+
+SMALL_ARCH = """\
+name: small
+clocks: {core: 1 GHz}
+memories:
+  - name: dram
+    word_bits: 16
+    ports: [{name: rw, bandwidth: 8 GB/s}]
+    read_energy: 100 pJ
+    write_energy: 120 pJ
+  - name: buffer
+    capacity: 2 KiB
+    word_bits: 16
+    ports: [{name: rw, bandwidth: 16 GB/s}]
+    read_energy: 6 pJ
+    write_energy: 7 pJ
+compute:
+  - name: array
+    rows: 4
+    cols: 4
+    dataflow: os
+    ops: {mac: {cycles: 1, energy: 1 pJ}}
+"""
+
+
+def gemm(m: int, n: int, k: int) -> MatmulView:
+    return MatmulView("g", {"input": "A", "weight": "B", "output": "C"},
+                      {"batch": (), "m": ("m",), "n": ("n",), "k": ("k",)}, {"m": m, "n": n, "k": k},
+                      {"input": 2.0, "weight": 2.0, "output": 2.0})
+
+
+TINY = [
+    (lambda: make_arch(4, 4, "os", dram_bw="8 GB/s", buf_bw="16 GB/s", capacity="2 KiB"), gemm(12, 16, 8)),
+    (lambda: make_arch(4, 4, "ws", dram_bw="2 GB/s", buf_bw="4 GB/s", capacity="768 B", double=False), gemm(64, 8, 16)),
+    (lambda: make_arch(4, 4, "os", dram_bw="2 GB/s", buf_bw="16 GB/s", capacity="256 B", extra_level="1 KiB"), gemm(8, 8, 8)),
+]
+
+
+@pytest.mark.parametrize("case", range(len(TINY)))
+def test_search_reaches_the_oracle_on_tiny_cases(case):
+    make, view = TINY[case]
+    arch = make()
+    best = brute_mapping(view, arch, "edp")
+    r = search_mapping(view, arch, "edp", samples=300, anneal_steps=600, seed=1)
+    check_mapping(r.mapping, view, arch)
+    assert r.status == "FEASIBLE"
+    assert r.objective_value == pytest.approx(best.objective_value)
+    cost = model_cost(view, r.mapping, arch)
+    assert cost.energy_pj * cost.latency_cycles == pytest.approx(r.objective_value)
+
+
+@pytest.mark.parametrize("objective", ["latency", "energy", "edp", "lex"])
+def test_search_is_deterministic_and_never_beats_the_oracle(objective):
+    arch = make_arch(4, 4, "ws", dram_bw="4 GB/s", buf_bw="8 GB/s", capacity="1 KiB")
+    view = gemm(16, 24, 32)
+    best = brute_mapping(view, arch, objective)
+    a = search_mapping(view, arch, objective, samples=100, anneal_steps=200, seed=7)
+    b = search_mapping(view, arch, objective, samples=100, anneal_steps=200, seed=7)
+    assert a.mapping == b.mapping and a.objective_value == b.objective_value
+    assert a.objective_value >= best.objective_value
+
+
+def test_random_valid_mappings_are_valid_and_seeded():
+    arch = make_arch(4, 4, "os", dram_bw="8 GB/s", capacity="1 KiB", extra_level="4 KiB")
+    view = gemm(16, 8, 12)
+    ms = random_valid_mappings(view, arch, 50, seed=3)
+    assert len(ms) == 50 and ms == random_valid_mappings(view, arch, 50, seed=3)
+    for m in ms:
+        check_mapping(m, view, arch)
+
+
+@pytest.fixture
+def files(tmp_path):
+    (tmp_path / "mm.yaml").write_text(GEMM_CASCADE)
+    (tmp_path / "small.yaml").write_text(SMALL_ARCH)
+    return tmp_path
+
+
+def test_evaluate_cpsat_is_brute_force_optimal(files):
+    from arch import load_arch
+
+    arch = load_arch(files / "small.yaml")
+    view = gemm(16, 24, 32)
+    best = brute_mapping(view, arch, "edp")
+    res = evaluate(arch, str(files / "mm.yaml"), mapper="cpsat", objective="edp", time_limit_s=20)
+    (e,) = res.einsums
+    assert e.mapping.notes["mapper"] == "cpsat" and e.mapping.notes["status"] == "OPTIMAL"
+    assert e.model.energy_pj * e.model.latency_cycles == pytest.approx(best.objective_value)
+    greedy = evaluate(arch, str(files / "mm.yaml")).einsums[0]
+    assert greedy.mapping.notes == {}  # the default is unchanged
+    assert e.model.energy_pj * e.model.latency_cycles <= greedy.model.energy_pj * greedy.model.latency_cycles
+    srch = evaluate(arch, str(files / "mm.yaml"), mapper="search").einsums[0]
+    assert srch.mapping.notes["mapper"] == "search"
+
+
+def test_cache_key_includes_mapper_and_objective(files):
+    cache: dict = {}
+    arch, wl = str(files / "small.yaml"), str(files / "mm.yaml")
+    lat = evaluate(arch, wl, cache=cache, mapper="search", objective="latency").einsums[0]
+    en = evaluate(arch, wl, cache=cache, mapper="search", objective="energy").einsums[0]
+    g = evaluate(arch, wl, cache=cache).einsums[0]
+    assert len(cache) == 3
+    assert lat.model.latency_cycles <= en.model.latency_cycles and en.model.energy_pj <= lat.model.energy_pj
+    assert g.mapping.notes == {}
+
+
+def test_map_writes_yaml_that_run_reproduces(files, capsys):
+    out = files / "mapping.yaml"
+    arch, wl = str(files / "small.yaml"), str(files / "mm.yaml")
+    assert main(["map", "--arch", arch, "--workload", wl, "--mapper", "cpsat", "--objective", "edp", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "for " in printed and "compute tile on array" in printed
+    data = yaml.safe_load(out.read_text())
+    assert isinstance(data, list) and data[0]["einsum"] == "C" and data[0]["notes"]["mapper"] == "cpsat"
+    assert main(["run", "--arch", arch, "--workload", wl, "--mapping", str(out), "--json"]) == 0
+    import json
+
+    given = json.loads(capsys.readouterr().out)
+    assert main(["run", "--arch", arch, "--workload", wl, "--mapper", "cpsat", "--json"]) == 0
+    solved = json.loads(capsys.readouterr().out)
+    assert given["latency_cycles"] == solved["latency_cycles"]
+
+
+def test_mapper_flag_choices(files, capsys):
+    arch, wl = str(files / "small.yaml"), str(files / "mm.yaml")
+    assert main(["run", "--arch", arch, "--workload", wl, "--mapper", "search", "--objective", "latency",
+                 "--show-mapping"]) == 0
+    assert "compute tile" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--arch", arch, "--workload", wl, "--mapper", "magic"])
+    assert exc.value.code == 2
+
+
+@pytest.mark.parametrize("mapper", ["greedy", "cpsat", "search"])
+def test_infeasible_map_is_one_line_exit_2(files, capsys, mapper):
+    (files / "tiny.yaml").write_text(SMALL_ARCH.replace("capacity: 2 KiB", "capacity: 8 B"))
+    code = main(["map", "--arch", str(files / "tiny.yaml"), "--workload", str(files / "mm.yaml"),
+                 "--mapper", mapper, "-o", str(files / "x.yaml")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("einsim: error:") and "buffer" in err and " B" in err
+    assert not (files / "x.yaml").exists()
