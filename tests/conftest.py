@@ -6,6 +6,18 @@ import pytest
 
 from arch import arch_from_dict
 
+# A 16x24x32 GEMM as a cascade YAML (for CLI tests that read workload files).
+GEMM_CASCADE = """\
+name: mm
+ranks: {m: 16, n: 24, k: 32}
+tensors:
+  A: {ranks: [m, k]}
+  B: {ranks: [k, n]}
+  C: {ranks: [m, n]}
+einsums:
+  - {name: C, out: "C[m,n]", in: ["A[m,k]", "B[k,n]"], map: mul, reduce: sum}
+"""
+
 # A two-level, 8x8 architecture for sweep tests (as YAML text, since sweeps read files).
 TINY_ARCH = """\
 name: tiny

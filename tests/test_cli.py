@@ -9,6 +9,7 @@ import textwrap
 
 import pytest
 
+from conftest import GEMM_CASCADE
 from sim.cli import main
 
 GOOD_ARCH = """\
@@ -26,16 +27,6 @@ compute:
     dataflow: ws
 """
 
-GEMM_CASCADE = """\
-name: mm
-ranks: {m: 16, n: 24, k: 32}
-tensors:
-  A: {ranks: [m, k]}
-  B: {ranks: [k, n]}
-  C: {ranks: [m, n]}
-einsums:
-  - {name: C, out: "C[m,n]", in: ["A[m,k]", "B[k,n]"], map: mul, reduce: sum}
-"""
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
@@ -155,7 +146,7 @@ def test_bad_architecture(case, capsys, tmp_path):
 
 
 CASCADE_CASES = {
-    "cycle": (GEMM_CASCADE.replace('in: ["A[m,k]", "B[k,n]"]', 'in: ["A[m,k]", "B[k,n]"]').replace(
+    "cycle": (GEMM_CASCADE.replace(
         "  - {name: C,", '  - {name: A, out: "A[m,k]", in: ["C[m,n]", "B[k,n]"], map: mul, reduce: sum}\n  - {name: C,'),
         ["cycle"]),
     "undefined tensor": (GEMM_CASCADE.replace('"B[k,n]"]', '"Z[k,n]"]'), ["mm.yaml:", "Z"]),

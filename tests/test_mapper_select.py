@@ -11,19 +11,10 @@ from mappers.cost import evaluate as model_cost
 from mappers.mapping import check_mapping
 from mappers.search import random_valid_mappings, search_mapping
 from mappers.view import MatmulView
+from conftest import GEMM_CASCADE
 from sim.cli import main
 from sim.run import evaluate
 
-GEMM_CASCADE = """\
-name: mm
-ranks: {m: 16, n: 24, k: 32}
-tensors:
-  A: {ranks: [m, k]}
-  B: {ranks: [k, n]}
-  C: {ranks: [m, n]}
-einsums:
-  - {name: C, out: "C[m,n]", in: ["A[m,k]", "B[k,n]"], map: mul, reduce: sum}
-"""
 
 SMALL_ARCH = """\
 name: small
