@@ -173,9 +173,10 @@ def measure_attention(rows: list, info: dict, quick: bool) -> None:
 
 
 def llama_layer(torch, batch: int, q_len: int, kv_len: int, dtype):
-    """One LLaMA-2 7B decoder layer (RMSNorm, QKV, RoPE, SDPA, O, RMSNorm, SwiGLU) with random weights.
+    """One LLaMA-2 7B decoder layer (RMSNorm, QKV, RoPE, flash SDPA, O, RMSNorm, SwiGLU) with random weights.
 
     Returns a zero-argument call that runs it on fixed buffers (graph-capturable)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.nn.functional import scaled_dot_product_attention as sdpa
 
     d, heads, hd, ffn = 4096, 32, 128, 11008
@@ -208,7 +209,8 @@ def llama_layer(torch, batch: int, q_len: int, kv_len: int, dtype):
         q, k = rope(q), rope(k)
         k_cache[:, :, past:kv_len] = k  # append to the cache in place
         v_cache[:, :, past:kv_len] = v
-        a = sdpa(q, k_cache, v_cache, is_causal=q_len > 1 and past == 0)
+        with sdpa_kernel(SDPBackend.FLASH_ATTENTION):  # the kernel the attention cases time, so one model serves both
+            a = sdpa(q, k_cache, v_cache, is_causal=q_len > 1 and past == 0)
         y = x + a.transpose(1, 2).reshape(batch, q_len, d) @ w["o"]
         h2 = rms(y, g2)
         return y + (torch.nn.functional.silu(h2 @ w["gate"]) * (h2 @ w["up"])) @ w["down"]
@@ -217,7 +219,7 @@ def llama_layer(torch, batch: int, q_len: int, kv_len: int, dtype):
     return call, weight_bytes + kv_bytes + 2 * 2 * batch * q_len * d
 
 
-def measure_layers(rows: list, info: dict, quick: bool) -> None:
+def measure_layers(rows: list, info: dict, quick: bool, trace_dir: str | None = None) -> None:
     torch = _torch()
     cases = [("prefill", 1, 512), ("prefill", 1, 2048), ("prefill", 1, 4096), ("prefill", 4, 2048),
              ("decode", 1, 512), ("decode", 1, 2048), ("decode", 1, 4096), ("decode", 8, 2048), ("decode", 8, 4096),
@@ -237,10 +239,35 @@ def measure_layers(rows: list, info: dict, quick: bool) -> None:
         t = time_graph(make, 2 * (4 * d * d + 3 * d * ffn))
         tokens = batch * q_len
         flops = 2 * tokens * (4 * d * d + 3 * d * ffn) + 4 * batch * heads * q_len * length * hd // (2 if phase == "prefill" else 1)
-        rows.append({**info, "class": "layer", "case": f"llama2_7b_{phase}_b{batch}_{'seq' if phase == 'prefill' else 'kv'}{length}",
+        case = f"llama2_7b_{phase}_b{batch}_{'seq' if phase == 'prefill' else 'kv'}{length}"
+        try:
+            kernels = profile_kernels(torch, make(0), f"{trace_dir}/{case}.kernels.csv" if trace_dir else None)
+        except Exception as err:  # the timing above stands; only the kernel count is lost
+            print(f"{case}: profiler failed: {type(err).__name__}: {err}", flush=True)
+            kernels = []
+        rows.append({**info, "class": "layer", "case": case,
                      "dtype": "bf16", "batch": batch, "q_len": q_len, "kv_len": length, "causal": phase == "prefill",
-                     "flops": flops, "bytes": holder["bytes"], **t})
+                     "flops": flops, "bytes": holder["bytes"], "kernels": len(kernels), **t})
         torch.cuda.empty_cache()
+
+
+def profile_kernels(torch, call, out: str | None) -> list[tuple[str, float]]:
+    """(name, GPU µs) of every CUDA kernel one eager ``call()`` launches (torch.profiler); written to ``out`` if given."""
+    from torch.profiler import ProfilerActivity, profile
+
+    call()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        call()
+        torch.cuda.synchronize()
+    kernels = [(e.name, e.device_time) for e in prof.events() if e.device_type.name == "CUDA" and e.device_time > 0
+               and "memcpy" not in e.name.lower() and "memset" not in e.name.lower()]
+    if out:
+        with open(out, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["kernel", "gpu_us"])
+            writer.writerows((name[:200], f"{us:.3f}") for name, us in kernels)
+    return kernels
 
 
 def measure_ceilings(rows: list, info: dict) -> None:
@@ -259,6 +286,7 @@ def measure_ceilings(rows: list, info: dict) -> None:
     for _ in range(100):
         a.add_(1)
     torch.cuda.synchronize()
+    graph_launch(torch, rows, info, a)
     samples = []
     for _ in range(SAMPLES):
         t0 = time.perf_counter()
@@ -269,6 +297,49 @@ def measure_ceilings(rows: list, info: dict) -> None:
     rows.append({**info, "class": "ceiling", "case": "eager_launch_tiny_kernel", "dtype": "fp32", "flops": 64, "bytes": 512,
                  "median_us": statistics.median(samples), "p10_us": sorted(samples)[1], "p90_us": sorted(samples)[-2],
                  "sets": 1, "replays": 1000})
+
+
+def graph_launch(torch, rows: list, info: dict, a) -> None:
+    """Per-kernel time of a chain of 256 tiny kernels captured in one CUDA graph (graph-replayed launch cost)."""
+    chain = 256
+    graph = torch.cuda.CUDAGraph()
+    stream = torch.cuda.Stream()
+    with torch.cuda.stream(stream):
+        a.add_(1)
+    torch.cuda.synchronize()
+    with torch.cuda.graph(graph):
+        for _ in range(chain):
+            a.add_(1)
+    graph.replay()
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    samples = []
+    for _ in range(SAMPLES):
+        start.record()
+        for _ in range(20):
+            graph.replay()
+        end.record()
+        end.synchronize()
+        samples.append(start.elapsed_time(end) * 1e3 / (20 * chain))
+    samples.sort()
+    rows.append({**info, "class": "ceiling", "case": "graph_launch_tiny_kernel", "dtype": "fp32", "flops": 64, "bytes": 512,
+                 "median_us": statistics.median(samples), "p10_us": samples[1], "p90_us": samples[-2],
+                 "sets": 1, "replays": 20 * chain})
+
+
+def measure_elementwise(rows: list, info: dict, quick: bool) -> None:
+    """bf16 out-of-place adds y = x + x from 64 Ki to 256 Mi elements: the small-kernel time and streaming bandwidth."""
+    torch = _torch()
+    sizes = [1 << p for p in range(16, 29, 2)]
+    for n in sizes[::2] if quick else sizes:
+        def make(i, n=n):
+            x = torch.randn(n, device="cuda", dtype=torch.bfloat16)
+            y = torch.empty_like(x)
+            return lambda: torch.add(x, x, out=y)
+
+        t = time_graph(make, 4 * n)
+        rows.append({**info, "class": "elementwise", "case": f"add_bf16_{n}", "dtype": "bf16", "flops": n, "bytes": 4 * n, **t})
+        torch.cuda.empty_cache()
 
 
 def _write(path: str, rows: list[dict]) -> None:
@@ -283,7 +354,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True)
     parser.add_argument("--quick", action="store_true", help="a third of the cases (to try the harness)")
-    parser.add_argument("--only", choices=["gemm", "attention", "layer", "ceiling"], action="append")
+    parser.add_argument("--only", choices=["gemm", "attention", "layer", "ceiling", "elementwise"], action="append")
+    parser.add_argument("--trace-dir", help="write each layer's kernel list (torch.profiler, one eager call) here")
     args = parser.parse_args()
     torch = _torch()
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -292,13 +364,19 @@ def main() -> None:
     global L2_BYTES
     L2_BYTES = info["l2_bytes"] or L2_BYTES
     rows: list[dict] = []
-    steps = {"ceiling": measure_ceilings, "gemm": measure_gemms, "attention": measure_attention, "layer": measure_layers}
+    steps = {"ceiling": measure_ceilings, "elementwise": measure_elementwise, "gemm": measure_gemms,
+             "attention": measure_attention, "layer": measure_layers}
     for name, step in steps.items():
         if args.only and name not in args.only:
             continue
         t0 = time.time()
         try:
-            step(rows, info) if name == "ceiling" else step(rows, info, args.quick)
+            if name == "ceiling":
+                step(rows, info)
+            elif name == "layer":
+                step(rows, info, args.quick, args.trace_dir)
+            else:
+                step(rows, info, args.quick)
         except Exception as err:  # keep what was measured; say what failed
             print(f"{name}: FAILED after {sum(r['class'] == name for r in rows)} cases: {type(err).__name__}: {err}", flush=True)
             torch.cuda.empty_cache()
