@@ -28,10 +28,10 @@ def _presets_dir():
     return resources.files("arch").joinpath("presets")
 
 
-def list_presets() -> list[tuple[str, str]]:
-    """(name, description) of every shipped preset, sorted by name."""
+def list_presets(folder: str = "presets") -> list[tuple[str, str]]:
+    """(name, description) of every shipped preset in ``arch/<folder>`` (GPUs: "gpus"), sorted by name."""
     out = []
-    for entry in _presets_dir().iterdir():
+    for entry in resources.files("arch").joinpath(folder).iterdir():
         if entry.name.endswith(".yaml") and entry.is_file():
             data, _ = load_yaml_text(entry.read_text(encoding="utf-8"), name=entry.name)
             description = data.get("description", "") if isinstance(data, dict) else ""
@@ -104,14 +104,14 @@ def arch_from_dict(data: object, file: str | None = None, lines: LineMap | None 
         raise _to_arch_error(e, file, lines) from None
 
 
-def _to_arch_error(e: ValidationError, file: str | None, lines: LineMap) -> ArchError:
+def _to_arch_error(e: ValidationError, file: str | None, lines: LineMap, root: type[BaseModel] = Architecture) -> ArchError:
     """The first pydantic error as an ArchError with dotted path, line and a cleaned message.
 
     Unknown keys come first: a misspelt key also shows up as a missing one, and the unknown
     key is the one the user has to fix.
     """
     errors = e.errors()
-    return _one_error(next((x for x in errors if x["type"] == "extra_forbidden"), errors[0]), file, lines)
+    return _one_error(next((x for x in errors if x["type"] == "extra_forbidden"), errors[0]), file, lines, root)
 
 
 def validate_arch_file(source: str | Path) -> list[ArchError]:
@@ -143,15 +143,15 @@ def validate_arch_file(source: str | Path) -> list[ArchError]:
     return []
 
 
-def _one_error(err: dict, file: str | None, lines: LineMap) -> ArchError:
-    """One pydantic error as an ArchError with dotted path, line and a cleaned message."""
+def _one_error(err: dict, file: str | None, lines: LineMap, root: type[BaseModel] = Architecture) -> ArchError:
+    """One pydantic error as an ArchError with dotted path, line and a cleaned message (``root``: the schema validated)."""
     raw_loc: Loc = tuple(err["loc"])
     loc: Loc = tuple(p for p in raw_loc if p != "[key]")
     inner = (err.get("ctx") or {}).get("error")
     if isinstance(inner, ArchError):
         loc, problem = loc + (inner.loc or ()), inner.problem
     elif err["type"] == "extra_forbidden":
-        problem = f"unknown key '{loc[-1]}'" + _suggestion(loc[:-1], str(loc[-1]))
+        problem = f"unknown key '{loc[-1]}'" + _suggestion(loc[:-1], str(loc[-1]), root)
     elif err["type"] == "missing":
         problem = f"missing required key '{loc[-1]}'"
     elif raw_loc and raw_loc[-1] == "[key]":
@@ -186,18 +186,18 @@ def _clean(err: dict) -> str:
     return msg
 
 
-def _suggestion(parent: Loc, key: str) -> str:
+def _suggestion(parent: Loc, key: str, root: type[BaseModel] = Architecture) -> str:
     """', did you mean ...?' naming the closest valid key at ``parent``, or ''."""
-    model = _model_at(parent)
+    model = _model_at(parent, root)
     if model is None:
         return ""
     close = difflib.get_close_matches(key, list(model.model_fields), n=1, cutoff=0.6)
     return f", did you mean '{close[0]}'?" if close else ""
 
 
-def _model_at(loc: Loc) -> type[BaseModel] | None:
+def _model_at(loc: Loc, root: type[BaseModel] = Architecture) -> type[BaseModel] | None:
     """The schema model whose keys are valid at ``loc`` (e.g. ComputeArray at compute[0])."""
-    model: type[BaseModel] | None = Architecture
+    model: type[BaseModel] | None = root
     skip = 0
     for part in loc:
         if skip:  # a list index or dict key inside a container field

@@ -59,6 +59,11 @@ def _parser() -> argparse.ArgumentParser:
     schema.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
     validate = sub.add_parser("validate", help="check an architecture YAML and explain every error")
     validate.add_argument("file", metavar="FILE")
+    vg = sub.add_parser("validate-gpu", help="compare the GPU model with measured kernels: error per case, MAPE per class")
+    vg.add_argument("--gpu", default="h100", help="GPU preset name or GPU YAML (default h100)")
+    vg.add_argument("--csv", help="measurements (default: bench/gpu/h100_measured.csv)")
+    vg.add_argument("--launch", choices=["graph", "eager"], help="kernel launch cost to model (default: the preset's)")
+    vg.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     return p
 
 
@@ -130,8 +135,12 @@ def _positive(text: str) -> int:
 
 
 def _run(args) -> int:
+    from arch.gpu import is_gpu
     from sim.run import evaluate
     from sim.trace import write_trace
+
+    if is_gpu(args.arch):
+        return _run_gpu(args)
 
     result = evaluate(args.arch, args.workload, mappings=args.mapping, trace=bool(args.trace), **_mapper(args),
                       **_lowering(args))
@@ -144,6 +153,61 @@ def _run(args) -> int:
         if args.show_mapping:
             for e in result.einsums:
                 print(e.mapping.describe())
+    return 0
+
+
+def _run_gpu(args) -> int:
+    """A gemm:M,N,K workload on a GPU preset: the chosen kernels and their time."""
+    import json
+
+    from arch.gpu import load_gpu
+    from mappers.gpu import gemm_kernels
+    from sim.errors import InputError
+    from sim.gpu import roofline_seconds, run_kernels
+    from workloads.spec import parse_workload_spec
+
+    gpu = load_gpu(args.arch)
+    if not str(args.workload).startswith("gemm:"):
+        raise InputError(f"GPU preset '{gpu.name}' runs gemm:M,N,K[:dtype] workloads (model workloads on GPUs are "
+                         f"not supported yet; 'einsim validate-gpu' compares attention and layers), got '{args.workload}'")
+    cascade = parse_workload_spec(args.workload)
+    (einsum,) = cascade.einsums
+    m, n, k = (cascade.rank_extent(r) for r in ("m", "n", "k"))
+    dtype = cascade.tensor(einsum.inputs[0].tensor).dtype
+    if dtype not in gpu.sm.tensor_cores.macs_per_cycle:
+        raise InputError(f"GPU preset '{gpu.name}' has no tensor-core rate for {dtype} (has {', '.join(gpu.sm.tensor_cores.macs_per_cycle)})")
+    result = run_kernels(gemm_kernels(gpu, m, n, k, dtype, name=cascade.name), gpu)
+    flops, nbytes = 2.0 * m * n * k, float((m * k + k * n + m * n) * (2 if dtype in ("fp16", "bf16") else 1))
+    roof = roofline_seconds(gpu, flops, nbytes, dtype)
+    if args.json:
+        print(json.dumps({"workload": cascade.name, "gpu": gpu.name, "launch": result.launch, "latency_s": result.seconds,
+                          "roofline_s": roof, "tflops": flops / result.seconds / 1e12,
+                          "kernels": [vars(kt) for kt in result.kernels]}))
+        return 0
+    print(f"{cascade.name} on {gpu.name} ({result.launch} launches)")
+    print(f"  latency   {result.seconds * 1e6:,.2f} us  (roofline {roof * 1e6:,.2f} us; {flops / result.seconds / 1e12:,.1f} TFLOP/s)")
+    for kt in result.kernels:
+        choice = ", ".join(f"{k} {v}" for k, v in kt.detail.items() if k != "grid")
+        print(f"  kernel    {kt.name:<28} grid {kt.grid:>7} ({choice or kt.kind})  {kt.total_s * 1e6:>9.2f} us  {kt.bound}-bound "
+              f"(compute {kt.compute_s * 1e6:.2f} us, HBM {kt.memory_s * 1e6:.2f} us, launch {kt.launch_s * 1e6:.2f} us)")
+    return 0
+
+
+def _validate_gpu(args) -> int:
+    """``einsim validate-gpu``: the model against the measured CSV."""
+    import json
+
+    from sim.gpu_validate import DEFAULT_CSV, format_table, mape, validate
+
+    rows = validate(args.gpu, args.csv or DEFAULT_CSV, args.launch)
+    if args.json:
+        print(json.dumps({"cases": [{"class": r.case.cls, "case": r.case.name, "dtype": r.case.dtype,
+                                     "measured_us": r.case.measured_us, "predicted_us": r.predicted_us,
+                                     "error": r.error, "roofline_us": r.roofline_us, "calibration": r.calibration}
+                                    for r in rows],
+                          "mape_percent": {g: m for g, (m, _) in mape(rows).items()}}))
+    else:
+        print(format_table(rows))
     return 0
 
 
@@ -264,8 +328,12 @@ def _validate(args) -> int:
 def _presets(_args) -> int:
     from arch import list_presets
 
+    from arch.gpu import list_gpus
+
     for name, description in list_presets():
         print(f"{name:<16} {description}")
+    for name, description in list_gpus():
+        print(f"{name:<16} (gpu) {description}")
     return 0
 
 
@@ -292,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         commands = {"run": _run, "map": _map, "sweep": _sweep, "presets": _presets, "models": _models, "plot": _plot,
-                    "schema": _schema, "validate": _validate}
+                    "schema": _schema, "validate": _validate, "validate-gpu": _validate_gpu}
         return commands[args.command](args)
     except (ArchError, YamlError, WorkloadError, MappingError, InputError, SweepError) as err:
         print(f"einsim: error: {err}", file=sys.stderr)
