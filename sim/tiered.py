@@ -7,7 +7,8 @@ stage serves one chunk at a time, and at most ``depth`` chunks wait between two 
 prefetch overlaps compute and whichever stage is busiest binds -- the result says which.
 
 - fused (a whole decoder layer as one streaming kernel, SN40L): a layer is a few chunks of its
-  weights and KV cache; intermediates stay on chip; one launch per layer;
+  weights and KV cache; intermediates stay on chip; one launch per layer, and a launch is a
+  kernel boundary: the pipeline drains, the launch takes its time, the next layer fills it;
 - unfused (kernel by kernel, GPUs or an SN40L without fusion): every Einsum of the layer is a
   kernel that reads its inputs from and writes its output to HBM, one launch each, one after
   another.
@@ -25,7 +26,7 @@ from arch.tiered import TieredArch, load_tiered, with_values
 from mappers.placement import Item, Placement, place
 from workloads.ir import DTYPE_BYTES
 
-CHUNKS_PER_LAYER = 4  # pieces a fused layer's weights stream in, so compute overlaps the stream
+CHUNKS_PER_LAYER = 16  # pieces a fused layer's weights stream in, so compute overlaps the stream
 
 
 @dataclass(frozen=True)
@@ -60,13 +61,17 @@ def run_pipeline(chunks: list[dict[str, float]], rates: dict[str, float | None],
     """Simulate ``chunks`` through the stages of ``rates`` (in order) with simpy.
 
     A chunk's work at a stage is in that stage's units (bytes, FLOPs); a ``None`` rate means the
-    work is already seconds. Returns (seconds, busy seconds per stage, events)."""
+    work is already seconds. A chunk with a ``"launch"`` entry starts a new kernel: it waits until
+    every earlier chunk has left the last stage, then the launch takes that many seconds (a
+    kernel boundary drains the pipeline). Returns (seconds, busy seconds per stage and for
+    "launch", events)."""
     import simpy
 
     env = simpy.Environment()
     names = list(rates)
     queues = [simpy.Store(env, capacity=depth) for _ in names[1:]]
-    busy = dict.fromkeys(names, 0.0)
+    finished = [env.event() for _ in chunks]
+    busy = dict.fromkeys(names + ["launch"], 0.0)
     events = [0]
 
     def stage(k: int):
@@ -74,6 +79,11 @@ def run_pipeline(chunks: list[dict[str, float]], rates: dict[str, float | None],
         for i, chunk in enumerate(chunks):
             if k:
                 yield queues[k - 1].get()
+            elif "launch" in chunk:
+                if i:
+                    yield finished[i - 1]
+                yield env.timeout(chunk["launch"])
+                busy["launch"] += chunk["launch"]
             work = chunk.get(name, 0.0)
             t = work if rate is None else work / rate
             if t > 0:
@@ -82,6 +92,8 @@ def run_pipeline(chunks: list[dict[str, float]], rates: dict[str, float | None],
                 events[0] += 1
             if k < len(names) - 1:
                 yield queues[k].put(i)
+            else:
+                finished[i].succeed()
 
     for k in range(len(names)):
         env.process(stage(k))
@@ -190,15 +202,16 @@ def step(arch: TieredArch | str, cfg, phase: str = "decode", batch: int = 1, seq
             if fused:
                 io = (ops[0].in_bytes - ops[0].weight_bytes + ops[-1].out_bytes) / p  # the layer's input and output
                 for i in range(CHUNKS_PER_LAYER):
-                    chunks.append({"ddr": w_ddr / CHUNKS_PER_LAYER, "hbm": (w + kv + io) / CHUNKS_PER_LAYER,
-                                   "compute": flops / CHUNKS_PER_LAYER / peak + (launch_s if i == 0 else 0.0)
-                                   + (ar if i == CHUNKS_PER_LAYER - 1 and ops is layer else 0.0)})
+                    chunk = {"ddr": w_ddr / CHUNKS_PER_LAYER, "hbm": (w + kv + io) / CHUNKS_PER_LAYER,
+                             "compute": flops / CHUNKS_PER_LAYER / peak
+                             + (ar if i == CHUNKS_PER_LAYER - 1 and ops is layer else 0.0)}
+                    chunks.append({"launch": launch_s, **chunk} if i == 0 else chunk)
                 kernels += 1
             else:
                 for o in ops:  # kernel by kernel, each through HBM
                     from_ddr = (o.weight_bytes * w_far + o.kv_bytes * kv_far) / p
                     mem = (o.in_bytes + o.out_bytes) / p / hbm_bw + from_ddr / ddr_bw
-                    chunks.append({"compute": launch_s + max(o.flops / p / peak, mem)})
+                    chunks.append({"launch": launch_s, "compute": max(o.flops / p / peak, mem)})
                     kernels += 1
                 if ops is layer and ar:
                     chunks.append({"compute": ar})
@@ -272,8 +285,9 @@ def coe_run(arch: TieredArch | str, expert_cfg, experts: int, routes: list[int],
             prompt_tokens: int = 128, hbm_slots: int | None = None, values: dict | None = None) -> CoEResult:
     """Run prompts routed to ``routes`` (expert ids) one after another (simpy): the router, the
     switch when the expert is not in HBM (an LRU cache of ``hbm_slots`` experts; default: as
-    many as HBM holds beside the router and KV cache), then ``new_tokens`` decode steps of the
-    expert. On a DGX, experts beyond what HBM holds stay in host memory and are copied in."""
+    many as HBM holds beside the router and KV cache; the first ``hbm_slots`` experts are loaded
+    before the stream starts), then ``new_tokens`` decode steps of the expert. On a DGX, experts
+    beyond what HBM holds stay in host memory and are copied in."""
     import simpy
 
     arch = load_tiered(arch)
@@ -296,7 +310,7 @@ def coe_run(arch: TieredArch | str, expert_cfg, experts: int, routes: list[int],
     decode = step(arch, expert_cfg, "decode", kv_len=prompt_tokens).seconds
     switch = switch_seconds(arch, expert_cfg)
     env = simpy.Environment()
-    resident: list[int] = []
+    resident: list[int] = list(range(min(slots, experts)))  # the experts that fit are loaded before the stream
     totals = {"switch": 0.0, "switches": 0, "expert": 0.0, "router": 0.0}
 
     def prompts():
