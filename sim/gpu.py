@@ -13,7 +13,7 @@ import heapq
 from dataclasses import dataclass, field
 
 from arch.gpu import GpuArch
-from mappers.gpu import Kernel, kernel_seconds
+from mappers.gpu import Kernel, elementwise_kernel, kernel_seconds
 
 
 def makespan_cycles(kernel: Kernel, sms: int) -> float:
@@ -83,3 +83,24 @@ def run_kernels(kernels: list[Kernel], gpu: GpuArch, launch: str | None = None) 
 def roofline_seconds(gpu: GpuArch, flops: float, nbytes: float, dtype: str = "bf16") -> float:
     """The preset's roofline bound: the larger of FLOPs at peak tensor rate and bytes at rated HBM bandwidth."""
     return max(flops / gpu.peak_flops(dtype), nbytes / gpu.hbm_bytes_per_s)
+
+
+def model_kernels(gpu: GpuArch, cfg, phase: str = "decode", batch: int = 1, seq: int | None = None,
+                  kv_len: int | None = None, dtype: str = "fp16") -> list[Kernel]:
+    """A lowered model run kernel by kernel (workloads.kernels): each matmul kernel spread evenly
+    over the SMs at the calibrated tensor efficiency, each other kernel an elementwise stream; the
+    layer's kernels repeated for every layer, then the LM head's."""
+    from workloads.kernels import model_ops
+
+    layer, head, layers = model_ops(cfg, phase, batch, seq, kv_len)
+    rate = gpu.sm_macs_per_cycle(dtype) * gpu.calibration.gemm_efficiency * 2  # FLOPs per cycle per SM
+    out = []
+    for ops, repeat in ((layer, layers), (head, 1)):
+        for _ in range(repeat):
+            for op in ops:
+                nbytes = op.in_bytes + op.out_bytes
+                if op.matmul:
+                    out.append(Kernel(op.name, "gemm", (op.flops / gpu.sms / rate,), gpu.sms, nbytes, op.flops))
+                else:
+                    out.append(elementwise_kernel(op.name, nbytes))
+    return out

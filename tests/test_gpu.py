@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from arch import ArchError
-from arch.gpu import load_gpu
+from arch.gpu import list_gpus, load_gpu
 from mappers.gpu import Kernel, attention_kernels, gemm_kernels, num_splits, waves_makespan
 from sim.gpu import makespan_cycles, run_kernels
 from sim.gpu_validate import DEFAULT_CSV, mape, read_cases, reference_layer_kernels, validate
@@ -30,7 +30,9 @@ def rows():
     return validate("h100")
 
 
-def test_every_preset_value_has_a_source(gpu):
+@pytest.mark.parametrize("name", [n for n, _ in list_gpus()])
+def test_every_preset_value_has_a_source(name):
+    gpu = load_gpu(name)
     data = gpu.model_dump()
     leaves = ["clocks.sm", "sms", "l2.capacity", "l2.bandwidth", "hbm.capacity", "hbm.bandwidth", "calibration"]
     leaves += [f"sm.tensor_cores.{k}" for k in data["sm"]["tensor_cores"]] + ["sm.shared_memory", "sm.registers"]
@@ -156,3 +158,17 @@ def test_cli_run_gemm_on_the_gpu_and_bad_gpu_input(tmp_path):
         load_gpu(path)
     bad = _einsim("validate-gpu", "--gpu", str(path))
     assert bad.returncode == 2 and "pre_sm" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_model_decode_on_a_gpu_is_its_kernels_and_at_least_its_roofline():
+    from sim.gpu import model_kernels
+    from workloads.zoo import load_model, matmul_params
+
+    t4 = load_gpu("t4")
+    cfg = load_model("gpt2-small")
+    ks = model_kernels(t4, cfg, "decode", kv_len=1023)
+    result = run_kernels(ks, t4)
+    weights = 2 * matmul_params(cfg)
+    assert sum(k.hbm_bytes for k in ks) >= weights  # every weight streams once per token
+    assert result.seconds >= weights / t4.hbm_bytes_per_s + len(ks) * t4.launch.eager_us * 1e-6
+    assert {k.kind for k in ks} == {"gemm", "elementwise"} and len(ks) == 12 * 16 + 2
