@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from arch.errors import ArchError
 from arch.schema import Bytes, Hertz, OptionalBandwidth
@@ -167,25 +167,7 @@ def is_gpu(source: object) -> bool:
 
 def load_gpu(source: str | Path | GpuArch) -> GpuArch:
     """The GpuArch named by a GPU preset name or a YAML path; errors are one-line ArchErrors."""
-    if isinstance(source, GpuArch):
-        return source
-    from arch.loader import _to_arch_error
+    from arch.loader import load_preset_model
 
-    text = str(source)
-    preset = _gpus_dir().joinpath(f"{text}.yaml")
-    if preset.is_file():
-        content, file = preset.read_text(encoding="utf-8"), str(preset)
-    else:
-        path = Path(text)
-        if not path.is_file():
-            names = ", ".join(n for n, _ in list_gpus())
-            raise ArchError(f"unknown GPU preset '{text}'; available: {names} (or give a path to a GPU .yaml)")
-        content, file = path.read_text(encoding="utf-8-sig"), text
-    try:
-        data, lines = load_yaml_text(content, name=file)
-    except YamlError as e:
-        raise ArchError(e.problem, file=e.file, line=e.line) from None
-    try:
-        return GpuArch.model_validate(data)
-    except ValidationError as e:
-        raise _to_arch_error(e, file, lines, GpuArch) from None
+    return load_preset_model(source, "gpus", GpuArch, "GPU")
+

@@ -69,6 +69,35 @@ def load_arch(source: str | Path) -> Architecture:
     raise ArchError("unsupported file type; give an architecture .yaml/.yml or a SCALE-Sim .cfg", file=text)
 
 
+def load_preset_model(source, folder: str, model: type[BaseModel], what: str):
+    """A ``model`` validated from preset ``arch/<folder>/<source>.yaml`` or from the YAML file
+    ``source``; every problem is a one-line ArchError with ``file:line`` (what: "GPU", "DRAM", ...)."""
+    if isinstance(source, model):
+        return source
+    text = str(source)
+    preset = resources.files("arch").joinpath(folder, f"{text}.yaml")
+    if preset.is_file():
+        content, file = preset.read_text(encoding="utf-8"), str(preset)
+    elif Path(text).is_file():
+        try:
+            content, file = Path(text).read_text(encoding="utf-8-sig"), text
+        except (OSError, UnicodeDecodeError) as e:
+            raise ArchError(f"cannot read: {e}", file=text) from None
+    else:
+        names = ", ".join(n for n, _ in list_presets(folder))
+        raise ArchError(f"unknown {what} preset '{text}'; available: {names} (or give a path to a .yaml)")
+    try:
+        data, lines = load_yaml_text(content, name=file)
+    except YamlError as e:
+        raise ArchError(e.problem, file=e.file, line=e.line) from None
+    if not isinstance(data, dict):
+        raise ArchError(f"a {what} preset must be a mapping", file=file, line=lines.get(()))
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise _to_arch_error(e, file, lines, model) from None
+
+
 def _unknown_preset(name: str) -> ArchError:
     """The error for a name that is neither a preset nor a file, listing the presets."""
     names = [n for n, _ in list_presets()]

@@ -16,7 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from arch.errors import ArchError
 from arch.schema import Bytes, OptionalBandwidth
-from arch.yamlio import YamlError, load_yaml_text
 
 
 class _Model(BaseModel):
@@ -147,26 +146,7 @@ def list_tiered() -> list[tuple[str, str]]:
 
 def load_tiered(source: str | Path | TieredArch) -> TieredArch:
     """The TieredArch named by a preset name (sn40l, dgx-a100, dgx-h100) or a YAML path."""
-    if isinstance(source, TieredArch):
-        return source
-    from importlib import resources
+    from arch.loader import load_preset_model
 
-    from arch.loader import _to_arch_error
+    return load_preset_model(source, "tiered", TieredArch, "tiered-memory")
 
-    text = str(source)
-    preset = resources.files("arch").joinpath("tiered", f"{text}.yaml")
-    if preset.is_file():
-        content, file = preset.read_text(encoding="utf-8"), str(preset)
-    elif Path(text).is_file():
-        content, file = Path(text).read_text(encoding="utf-8-sig"), text
-    else:
-        names = ", ".join(n for n, _ in list_tiered())
-        raise ArchError(f"unknown tiered-memory preset '{text}'; available: {names} (or give a path to a .yaml)")
-    try:
-        data, lines = load_yaml_text(content, name=file)
-    except YamlError as e:
-        raise ArchError(e.problem, file=e.file, line=e.line) from None
-    try:
-        return TieredArch.model_validate(data)
-    except ValidationError as e:
-        raise _to_arch_error(e, file, lines, TieredArch) from None
