@@ -21,6 +21,7 @@ EXPECTED = {
         "roofline_llama2-7b_tpu-like.png",
         "timeline_gemm_edge-32x32.png",
     ],
+    "dram_patterns.ipynb": ["dram_patterns_bandwidth.png", "dram_patterns_efficiency.png"],
     "sn40l_coe.ipynb": ["coe_switching.png", "coe_footprint.png", "coe_stream.png", "fusion_sensitivity.png"],
     "sweep_systolic.ipynb": [
         "pareto_latency_energy_bert-base.png",

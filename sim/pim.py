@@ -1,0 +1,256 @@
+"""PIM-GPT-like decoding: every matrix-vector product in the DRAM banks, the rest on a host ASIC.
+
+Mapping (after PIM-GPT's description, shared/reference/pim_sn40l.md A.3):
+
+- a VMM's output neurons are spread over every bank of every channel, so all MAC units work at
+  once; a neuron's weights lie along a DRAM row, and short neurons are packed side by side until
+  the row is full (attention heads concatenated); a neuron longer than a row is split into row
+  segments whose partial sums the ASIC adds;
+- K is stored row-major and V column-major, so q·Kᵀ and p·V are both row-streaming VMMs (rows
+  for the new token's K and V are reserved ahead);
+- per segment, a channel writes the input chunk into its global buffer (WRgb bursts), then for
+  each row: ACTab (the row in all banks), MACab per used column, PREab; then reads the results
+  (RDmac bursts). Channels are identical, so one channel's command program is simulated and its
+  time is the VMM's.
+
+The command programs run in the command-level DRAM engine (sim.dram); a VMM with many rows is
+timed by simulating a prefix of rows and its double and extending the per-row time linearly
+(the program is periodic in rows), which a test compares with the full simulation. The ASIC's
+work (LayerNorm, softmax, GELU, residuals, partial sums) takes op cycles ÷ lanes ÷ clock and is
+software-pipelined with the PIM work it depends on (softmax head by head against the attention
+VMMs, GELU chunk by chunk against the FFN VMMs): only what does not hide is exposed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from math import ceil
+
+from arch.pim import PimSystem, load_pim_system
+
+PERIOD_ROWS = 64  # rows simulated before extending a VMM's program by its per-row period
+
+
+@dataclass(frozen=True)
+class Vmm:
+    """y[n] = Σ_k x[k] W[k, n] on the PIM channels: ``k`` inputs, ``n`` outputs, 2-byte values,
+    done ``repeat`` times (once per head, for p·V); ``gb_values``: inputs the global buffer needs
+    (default ``k``; all heads' queries for the head-packed q·Kᵀ)."""
+
+    name: str
+    k: int
+    n: int
+    repeat: int = 1
+    gb_values: int | None = None
+
+
+@dataclass(frozen=True)
+class VmmPlan:
+    """How a VMM lies in the banks of one channel and the commands it takes there.
+
+    The work is ``segments`` passes (a neuron longer than a row is cut into row-long segments);
+    each pass writes its input chunk to the global buffer, streams ``rows`` rows per bank with
+    ``columns[i]`` MAC columns in pass i's rows, and reads the pass's results out."""
+
+    vmm: Vmm
+    neurons_per_row: int
+    rows: int  # rows per bank in one pass
+    columns: tuple[int, ...]  # MAC columns per row, per pass
+    gb_writes: tuple[int, ...]  # WRgb bursts per pass
+    result_reads: int  # RDmac bursts per pass
+
+    @property
+    def segments(self) -> int:
+        return len(self.columns)
+
+    @property
+    def acts(self) -> int:
+        return self.rows * self.segments
+
+    @property
+    def macs(self) -> int:
+        return self.rows * sum(self.columns)
+
+    @property
+    def row_hit_rate(self) -> float:
+        """Column reads that find their row open: all but the first after each activation."""
+        return 1.0 - self.acts / self.macs if self.macs else 1.0
+
+
+@dataclass(frozen=True)
+class TokenResult:
+    """One decoded token: latency, its parts, row hits, and per-VMM detail."""
+
+    model: str
+    system: str
+    seconds: float
+    pim_s: float  # MAC command streams (ACT, MAC, PRE) on the channels
+    movement_s: float  # input writes to the global buffers and result reads, over the channel buses
+    asic_s: float  # ASIC time not hidden behind PIM work
+    asic_total_s: float  # all ASIC work, hidden or not
+    row_hit_rate: float
+    vmms: tuple = field(default=(), compare=False)
+
+    @property
+    def non_vmm_share(self) -> float:
+        return self.asic_s / self.seconds
+
+
+def plan_vmm(vmm: Vmm, spec, channels: int) -> VmmPlan:
+    """The layout of ``vmm`` over ``channels`` channels of DRAM device ``spec`` (see the module docstring)."""
+    org = spec.organization
+    banks = org.bankgroups * org.banks_per_group * org.ranks * org.pseudo_channels
+    col_vals = org.column_bytes // 2
+    per_bank = ceil(vmm.n / (channels * banks))
+    k_cols = ceil(vmm.k / col_vals)
+    if k_cols <= org.columns:  # short neurons: pack them along the row
+        packed = org.columns // k_cols
+        rows = ceil(per_bank / packed)
+        columns = (min(per_bank, packed) * k_cols,)
+        writes = (ceil((vmm.gb_values or vmm.k) * 2 / org.column_bytes),)
+    else:  # long neurons: one row per neuron per pass, a row-long segment of it
+        packed, rows = 1, per_bank
+        columns = tuple(min(org.columns, k_cols - s) for s in range(0, k_cols, org.columns))
+        writes = tuple(ceil(c * org.column_bytes / org.column_bytes) for c in columns)
+    results = ceil(banks * per_bank * 2 / org.column_bytes)
+    return VmmPlan(vmm, packed, rows, columns, writes, results)
+
+
+def vmm_program(plan: VmmPlan, spec, segment: int = 0, rows: int | None = None) -> list[tuple]:
+    """One channel's commands for pass ``segment`` of ``plan`` (its first ``rows`` rows if given):
+    (kind, row, column) tuples for sim.dram.engine.run_program."""
+    org = spec.organization
+    prog: list[tuple] = [("WRgb", 0, c % org.columns) for c in range(plan.gb_writes[segment])]
+    for r in range(plan.rows if rows is None else min(rows, plan.rows)):
+        prog.append(("ACTab", r % org.rows, 0))
+        prog += [("MACab", r % org.rows, c) for c in range(plan.columns[segment])]
+        prog.append(("PREab", r % org.rows, 0))
+    prog += [("RDmac", 0, c % org.columns) for c in range(plan.result_reads)]
+    return prog
+
+
+def gpt_work(cfg, kv_len: int) -> tuple[list[tuple], list[tuple]]:
+    """(one layer's work, the final work) of a GPT decoder at batch 1 with ``kv_len`` cached tokens:
+    ("vmm", Vmm) and ("asic", name, element op cycles, overlapped-with) steps in order."""
+    d, heads, hd, ffn, keys = cfg.hidden, cfg.heads, cfg.head_dim, cfg.ffn, kv_len + 1
+    layer = [
+        ("asic", "layernorm1", ("layernorm", d), None),
+        ("vmm", Vmm("qkv", d, 3 * d)),
+        ("vmm", Vmm("qk", hd, heads * keys, gb_values=d)),  # K row-major: a neuron per cached key, heads packed
+        ("asic", "softmax", ("softmax", heads * keys, heads), "attention"),
+        ("vmm", Vmm("av", keys, hd, repeat=heads)),  # V column-major: per head, a neuron per output element
+        ("vmm", Vmm("o_proj", d, d)),
+        ("asic", "residual1", ("add", d), None),
+        ("asic", "layernorm2", ("layernorm", d), None),
+        ("vmm", Vmm("fc1", d, ffn)),
+        ("asic", "gelu", ("gelu", ffn), "ffn"),
+        ("vmm", Vmm("fc2", ffn, d)),
+        ("asic", "residual2", ("add", d), None),
+    ]
+    final = [("asic", "layernorm_f", ("layernorm", d), None), ("vmm", Vmm("lm_head", d, cfg.vocab))]
+    return layer, final
+
+
+def asic_cycles(system: PimSystem, what: tuple) -> float:
+    """Lane-cycles of an ASIC function over its elements (the per-element recipes in the docstring of
+    the pim-gpt preset's op_cycles: Taylor exp, Newton-Raphson reciprocal, fast inverse sqrt)."""
+    c = system.asic.op_cycles
+    kind, n = what[0], what[1]
+    if kind == "add":
+        return n * c["add"]
+    if kind == "layernorm":  # mean and variance sums, square, subtract, scale by rstd and gamma, add beta; one rsqrt
+        return n * (4 * c["add"] + 3 * c["mul"]) + c["rsqrt"]
+    if kind == "softmax":  # scale, max, subtract, exp, sum, multiply by the reciprocal; one reciprocal per row
+        rows = what[2]
+        return n * (c["mul"] + c["max"] + c["add"] + c["exp"] + c["add"] + c["mul"]) + rows * c["reciprocal"]
+    if kind == "gelu":  # tanh form: x^3, fma, scale, tanh via exp and a reciprocal, 0.5 x (1 + tanh)
+        return n * (5 * c["mul"] + 4 * c["add"] + c["exp"] + c["reciprocal"] + 2 * c["mul"])
+    if kind == "partial_sums":
+        return n * c["add"]
+    raise ValueError(f"no ASIC cost for '{kind}'")
+
+
+def decode_token(system: PimSystem | str, cfg, kv_len: int | None = None, memo: dict | None = None) -> TokenResult:
+    """One decoded token of ``cfg`` at batch 1 with ``kv_len`` cached tokens (default: the full context)."""
+    from arch.dram import load_dram
+
+    system = load_pim_system(system)
+    spec = load_dram(system.dram)
+    lanes = system.need_lanes()
+    clock = system.asic.clock
+    kv_len = cfg.max_seq - 1 if kv_len is None else kv_len
+    memo = {} if memo is None else memo
+    layer, final = gpt_work(cfg, kv_len)
+    t = dict.fromkeys(("pim", "move", "asic", "asic_total"), 0.0)
+    acts = macs = 0
+    vmms = []
+    for steps, repeat in ((layer, cfg.layers), (final, 1)):
+        pim_by_group = {"attention": 0.0, "ffn": 0.0}
+        part = dict.fromkeys(("pim", "move", "asic", "asic_total"), 0.0)
+        for step in steps:
+            if step[0] == "vmm":
+                plan = plan_vmm(step[1], spec, system.channels)
+                pim_s, move_s = (x * step[1].repeat for x in vmm_seconds(plan, spec, memo))
+                part["pim"] += pim_s
+                part["move"] += move_s
+                group = "attention" if step[1].name in ("qk", "av") else "ffn" if step[1].name in ("fc1", "fc2") else None
+                if group:
+                    pim_by_group[group] += pim_s + move_s
+                if plan.segments > 1:
+                    adds = plan.vmm.n * (plan.segments - 1) * plan.vmm.repeat
+                    extra = asic_cycles(system, ("partial_sums", adds)) / lanes / clock
+                    part["asic_total"] += extra
+                    part["asic"] += extra / plan.segments  # the adds of one segment overlap the next segment's MACs
+                acts, macs = acts + plan.acts * step[1].repeat * repeat, macs + plan.macs * step[1].repeat * repeat
+                vmms.append((plan, pim_s, move_s))
+            else:
+                _, name, what, overlaps = step
+                s = asic_cycles(system, what) / lanes / clock
+                part["asic_total"] += s
+                if overlaps is None:
+                    part["asic"] += s
+                else:  # pipelined against the group's PIM work: the first chunk, and whatever the PIM cannot cover
+                    chunks = what[2] if what[0] == "softmax" else 8
+                    part["asic"] += s / chunks + max(0.0, s - pim_by_group[overlaps] - s / chunks)
+        for k in t:
+            t[k] += part[k] * repeat
+    seconds = t["pim"] + t["move"] + t["asic"]
+    return TokenResult(cfg.name, system.name, seconds, t["pim"], t["move"], t["asic"], t["asic_total"],
+                       1.0 - acts / macs if macs else 1.0, tuple(vmms))
+
+
+def vmm_seconds(plan: VmmPlan, spec, memo: dict | None = None, period_rows: int = PERIOD_ROWS) -> tuple[float, float]:
+    """(MAC stream seconds, data movement seconds) of one channel's program for ``plan`` from the
+    command-level engine: every pass, each longer than ``2 * period_rows`` rows extended by its period."""
+    total = 0.0
+    for segment, cols in enumerate(plan.columns):
+        key = (plan.rows, cols, plan.gb_writes[segment], plan.result_reads)
+        if memo is None or key not in memo:
+            t = _program_seconds(plan, spec, segment) if plan.rows <= 2 * period_rows else \
+                _extended(plan, spec, segment, period_rows)
+            if memo is None:
+                total += t
+                continue
+            memo[key] = t
+        total += memo[key]
+    move = (sum(plan.gb_writes) + plan.result_reads * plan.segments) * spec.timing.nBL * spec.timing.tCK_ps * 1e-12
+    return max(0.0, total - move), move
+
+
+def _extended(plan: VmmPlan, spec, segment: int, p: int) -> float:
+    """A pass's time from programs of ``p`` and ``2p`` rows, extended by the per-row period to every row."""
+    t1, t2 = _program_seconds(plan, spec, segment, p), _program_seconds(plan, spec, segment, 2 * p)
+    return t1 + (plan.rows - p) * (t2 - t1) / p
+
+
+def _program_seconds(plan: VmmPlan, spec, segment: int, rows: int | None = None) -> float:
+    from sim.dram.engine import run_program
+
+    return run_program(spec, _commands(vmm_program(plan, spec, segment, rows), spec)).seconds
+
+
+def _commands(program: list[tuple], spec) -> list:
+    """Our (kind, row, column) tuples as the engine's commands."""
+    from sim.dram.engine import Command
+
+    return [Command(0, kind, 0, 0, 0, 0, row, col) for kind, row, col in program]
