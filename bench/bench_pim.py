@@ -4,9 +4,10 @@ For each model at batch 1 with its full context: the token latency on the pim-gp
 parts (PIM MAC streams, data movement over the channel buses, exposed ASIC time), the row-buffer
 hit rate, the non-VMM share, the slowdown with the ASIC at 100 MHz, the T4 preset's latency and
 the speedup; and how long the command-level simulation of one token takes (median of --repeat
-runs, each with a fresh cache). The ASIC width is not published: --lanes sets it (default 256).
+runs, each with a fresh cache). The ASIC width is not published: the preset's is fitted to the
+paper's 1.16 % non-VMM share of GPT3-XL; --lanes overrides it.
 
-    python bench/bench_pim.py [--lanes 256] [--repeat 3] [--models gpt2-xl ...]
+    python bench/bench_pim.py [--lanes N] [--repeat 3] [--models gpt2-xl ...]
 """
 
 from __future__ import annotations
@@ -26,14 +27,15 @@ def main() -> None:
     from workloads.zoo import load_model
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--lanes", type=int, default=256, help="ASIC lanes (PIM-GPT does not say; default 256)")
+    ap.add_argument("--lanes", type=int, help="ASIC lanes (default: the preset's, fitted to PIM-GPT's 1.16 %% non-VMM share)")
     ap.add_argument("--repeat", type=int, default=3, help="simulations per model for the timing median")
     ap.add_argument("--models", nargs="+", default=MODELS)
     args = ap.parse_args()
-    system = pim_with(load_pim_system("pim-gpt"), lanes=args.lanes)
+    system = load_pim_system("pim-gpt")
+    system = pim_with(system, lanes=args.lanes) if args.lanes else system
     slow = pim_with(system, clock_hz=1e8)
     t4 = load_gpu("t4")
-    print(f"pim-gpt with a {args.lanes}-lane ASIC at 1 GHz; GPU baseline: t4 preset (uncalibrated: H100 constants)")
+    print(f"pim-gpt with a {system.asic.lanes}-lane ASIC at 1 GHz; GPU baseline: t4 preset (uncalibrated: H100 constants)")
     print(f"{'model':<12} {'token ms':>9} {'pim ms':>8} {'move ms':>8} {'asic ms':>8} {'row hit':>8} {'non-VMM':>8} "
           f"{'@100MHz':>8} {'T4 ms':>8} {'speedup':>8} {'sim s':>6}")
     for name in args.models:

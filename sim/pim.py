@@ -16,9 +16,9 @@ Mapping (after PIM-GPT's description, shared/reference/pim_sn40l.md A.3):
 The command programs run in the command-level DRAM engine (sim.dram); a VMM with many rows is
 timed by simulating a prefix of rows and its double and extending the per-row time linearly
 (the program is periodic in rows), which a test compares with the full simulation. The ASIC's
-work (LayerNorm, softmax, GELU, residuals, partial sums) takes op cycles ÷ lanes ÷ clock and is
-software-pipelined with the PIM work it depends on (softmax head by head against the attention
-VMMs, GELU chunk by chunk against the FFN VMMs): only what does not hide is exposed.
+work (LayerNorm, softmax, GELU, residuals, partial sums) takes op cycles ÷ lanes ÷ clock, between
+the VMMs that produce and consume its vectors (each step waits for the one before: batch 1 has
+nothing to overlap it with).
 """
 
 from __future__ import annotations
@@ -86,8 +86,7 @@ class TokenResult:
     seconds: float
     pim_s: float  # MAC command streams (ACT, MAC, PRE) on the channels
     movement_s: float  # input writes to the global buffers and result reads, over the channel buses
-    asic_s: float  # ASIC time not hidden behind PIM work
-    asic_total_s: float  # all ASIC work, hidden or not
+    asic_s: float  # LayerNorm, softmax, GELU, residuals and partial sums on the ASIC
     row_hit_rate: float
     vmms: tuple = field(default=(), compare=False)
 
@@ -99,7 +98,13 @@ class TokenResult:
 def plan_vmm(vmm: Vmm, spec, channels: int) -> VmmPlan:
     """The layout of ``vmm`` over ``channels`` channels of DRAM device ``spec`` (see the module docstring)."""
     org = spec.organization
-    banks = org.bankgroups * org.banks_per_group * org.ranks * org.pseudo_channels
+    if spec.pim is None or spec.pim.banks_per_unit != 1 or org.pseudo_channels != 1:
+        from arch import ArchError
+
+        raise ArchError(f"PIM-GPT's mapping needs one PIM unit per bank and no pseudo channels (like 'aim'); "
+                        f"DRAM preset '{spec.name}' has " + ("no pim block" if spec.pim is None else
+                        f"{spec.pim.banks_per_unit} banks per unit and {org.pseudo_channels} pseudo channels"))
+    banks = org.bankgroups * org.banks_per_group * org.ranks
     col_vals = org.column_bytes // 2
     per_bank = ceil(vmm.n / (channels * banks))
     k_cols = ceil(vmm.k / col_vals)
@@ -131,23 +136,23 @@ def vmm_program(plan: VmmPlan, spec, segment: int = 0, rows: int | None = None) 
 
 def gpt_work(cfg, kv_len: int) -> tuple[list[tuple], list[tuple]]:
     """(one layer's work, the final work) of a GPT decoder at batch 1 with ``kv_len`` cached tokens:
-    ("vmm", Vmm) and ("asic", name, element op cycles, overlapped-with) steps in order."""
+    ("vmm", Vmm) and ("asic", name, what) steps, in order."""
     d, heads, hd, ffn, keys = cfg.hidden, cfg.heads, cfg.head_dim, cfg.ffn, kv_len + 1
     layer = [
-        ("asic", "layernorm1", ("layernorm", d), None),
+        ("asic", "layernorm1", ("layernorm", d)),
         ("vmm", Vmm("qkv", d, 3 * d)),
         ("vmm", Vmm("qk", hd, heads * keys, gb_values=d)),  # K row-major: a neuron per cached key, heads packed
-        ("asic", "softmax", ("softmax", heads * keys, heads), "attention"),
+        ("asic", "softmax", ("softmax", heads * keys, heads)),
         ("vmm", Vmm("av", keys, hd, repeat=heads)),  # V column-major: per head, a neuron per output element
         ("vmm", Vmm("o_proj", d, d)),
-        ("asic", "residual1", ("add", d), None),
-        ("asic", "layernorm2", ("layernorm", d), None),
+        ("asic", "residual1", ("add", d)),
+        ("asic", "layernorm2", ("layernorm", d)),
         ("vmm", Vmm("fc1", d, ffn)),
-        ("asic", "gelu", ("gelu", ffn), "ffn"),
+        ("asic", "gelu", ("gelu", ffn)),
         ("vmm", Vmm("fc2", ffn, d)),
-        ("asic", "residual2", ("add", d), None),
+        ("asic", "residual2", ("add", d)),
     ]
-    final = [("asic", "layernorm_f", ("layernorm", d), None), ("vmm", Vmm("lm_head", d, cfg.vocab))]
+    final = [("asic", "layernorm_f", ("layernorm", d)), ("vmm", Vmm("lm_head", d, cfg.vocab))]
     return layer, final
 
 
@@ -181,41 +186,27 @@ def decode_token(system: PimSystem | str, cfg, kv_len: int | None = None, memo: 
     kv_len = cfg.max_seq - 1 if kv_len is None else kv_len
     memo = {} if memo is None else memo
     layer, final = gpt_work(cfg, kv_len)
-    t = dict.fromkeys(("pim", "move", "asic", "asic_total"), 0.0)
+    t = dict.fromkeys(("pim", "move", "asic"), 0.0)
     acts = macs = 0
     vmms = []
     for steps, repeat in ((layer, cfg.layers), (final, 1)):
-        pim_by_group = {"attention": 0.0, "ffn": 0.0}
-        part = dict.fromkeys(("pim", "move", "asic", "asic_total"), 0.0)
         for step in steps:
             if step[0] == "vmm":
-                plan = plan_vmm(step[1], spec, system.channels)
-                pim_s, move_s = (x * step[1].repeat for x in vmm_seconds(plan, spec, memo))
-                part["pim"] += pim_s
-                part["move"] += move_s
-                group = "attention" if step[1].name in ("qk", "av") else "ffn" if step[1].name in ("fc1", "fc2") else None
-                if group:
-                    pim_by_group[group] += pim_s + move_s
-                if plan.segments > 1:
-                    adds = plan.vmm.n * (plan.segments - 1) * plan.vmm.repeat
-                    extra = asic_cycles(system, ("partial_sums", adds)) / lanes / clock
-                    part["asic_total"] += extra
-                    part["asic"] += extra / plan.segments  # the adds of one segment overlap the next segment's MACs
-                acts, macs = acts + plan.acts * step[1].repeat * repeat, macs + plan.macs * step[1].repeat * repeat
+                vmm = step[1]
+                plan = plan_vmm(vmm, spec, system.channels)
+                pim_s, move_s = vmm_seconds(plan, spec, memo)
+                t["pim"] += pim_s * vmm.repeat * repeat
+                t["move"] += move_s * vmm.repeat * repeat
+                if plan.segments > 1:  # the ASIC adds each neuron's partial sums
+                    adds = vmm.n * (plan.segments - 1) * vmm.repeat
+                    t["asic"] += asic_cycles(system, ("partial_sums", adds)) / lanes / clock * repeat
+                acts += plan.acts * vmm.repeat * repeat
+                macs += plan.macs * vmm.repeat * repeat
                 vmms.append((plan, pim_s, move_s))
             else:
-                _, name, what, overlaps = step
-                s = asic_cycles(system, what) / lanes / clock
-                part["asic_total"] += s
-                if overlaps is None:
-                    part["asic"] += s
-                else:  # pipelined against the group's PIM work: the first chunk, and whatever the PIM cannot cover
-                    chunks = what[2] if what[0] == "softmax" else 8
-                    part["asic"] += s / chunks + max(0.0, s - pim_by_group[overlaps] - s / chunks)
-        for k in t:
-            t[k] += part[k] * repeat
+                t["asic"] += asic_cycles(system, step[2]) / lanes / clock * repeat
     seconds = t["pim"] + t["move"] + t["asic"]
-    return TokenResult(cfg.name, system.name, seconds, t["pim"], t["move"], t["asic"], t["asic_total"],
+    return TokenResult(cfg.name, system.name, seconds, t["pim"], t["move"], t["asic"],
                        1.0 - acts / macs if macs else 1.0, tuple(vmms))
 
 
@@ -254,3 +245,18 @@ def _commands(program: list[tuple], spec) -> list:
     from sim.dram.engine import Command
 
     return [Command(0, kind, 0, 0, 0, 0, row, col) for kind, row, col in program]
+
+
+def fit_lanes(system: PimSystem | str, cfg, share: float, memo: dict | None = None) -> int:
+    """The fewest ASIC lanes at which the non-VMM (ASIC) share of ``cfg``'s token is at most ``share``
+    (the ASIC time falls as 1/lanes, the rest does not depend on them)."""
+    from arch.pim import pim_with
+
+    system = load_pim_system(system)
+    one = decode_token(pim_with(system, lanes=1), cfg, memo=memo)
+    rest = one.seconds - one.asic_s
+    # asic(l) = asic(1) / l; share = asic(l) / (rest + asic(l))  =>  l = asic(1) (1 - share) / (share rest)
+    lanes = max(1, ceil(one.asic_s * (1 - share) / (share * rest)))
+    while decode_token(pim_with(system, lanes=lanes), cfg, memo=memo).non_vmm_share > share:
+        lanes += 1
+    return lanes

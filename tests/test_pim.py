@@ -9,16 +9,15 @@ import pytest
 from arch import ArchError
 from arch.dram import load_dram
 from arch.pim import load_pim_system, pim_with
-from sim.pim import Vmm, decode_token, plan_vmm, vmm_program, vmm_seconds
+from sim.pim import Vmm, decode_token, fit_lanes, plan_vmm, vmm_program, vmm_seconds
 from workloads.zoo import load_model
 
 GPTS = ["gpt2-small", "gpt2-medium", "gpt2-large", "gpt2-xl", "gpt3-small", "gpt3-medium", "gpt3-large", "gpt3-xl"]
-LANES = 256  # the ASIC width PIM-GPT does not state: assumed here (the README sweeps it)
 
 
 @pytest.fixture(scope="module")
 def system():
-    return pim_with(load_pim_system("pim-gpt"), lanes=LANES)
+    return load_pim_system("pim-gpt")
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +30,20 @@ def test_every_preset_value_has_a_source_and_unknown_lanes_stop_a_run():
     s = load_pim_system("pim-gpt")
     for key in ("dram", "channels", "asic.clock", "asic.lanes", "asic.op_cycles"):
         assert key in s.sources
-    assert s.sources["asic.lanes"].startswith("unknown")
+    assert s.sources["asic.lanes"].startswith("fitted")
+    unknown = s.model_copy(update={"asic": s.asic.model_copy(update={"lanes": None})})
     with pytest.raises(ArchError, match="asic.lanes is unknown"):
-        decode_token(s, load_model("gpt2-small"))
+        decode_token(unknown, load_model("gpt2-small"))
+
+
+def test_asic_width_is_fitted_to_one_published_share_and_the_other_claim_is_a_check(system):
+    """lanes: the width at which GPT3-XL's non-VMM share is PIM-GPT's 1.16 %; then the paper's
+    independent claim -- the ASIC at 100 MHz costs at most 1.2x -- must hold, and does not by construction."""
+    cfg = load_model("gpt3-xl")
+    assert fit_lanes(load_pim_system("pim-gpt"), cfg, 0.0116) == system.asic.lanes
+    fast, slow = decode_token(system, cfg), decode_token(pim_with(system, clock_hz=1e8), cfg)
+    assert fast.non_vmm_share == pytest.approx(0.0116, abs=0.0002)
+    assert slow.seconds / fast.seconds <= 1.2
 
 
 def test_layout_uses_every_bank_and_reads_every_weight_once():
@@ -82,7 +92,6 @@ def test_token_parts_add_up_and_pim_time_is_at_least_the_bank_bandwidth_bound(sy
         kv = 2 * cfg.layers * 2 * cfg.max_seq * cfg.hidden
         assert t.seconds == pytest.approx(t.pim_s + t.movement_s + t.asic_s)
         assert t.pim_s >= (weights + kv) / (system.channels * 16 * per_bank) * 0.95, name
-        assert t.asic_s <= t.asic_total_s
     assert spec.organization.column_bytes == 32
 
 
@@ -90,9 +99,9 @@ def test_asic_clock_and_width_only_change_the_asic_part(system):
     cfg = load_model("gpt3-xl")
     fast, slow = decode_token(system, cfg), decode_token(pim_with(system, clock_hz=1e8), cfg)
     assert slow.pim_s == pytest.approx(fast.pim_s) and slow.movement_s == pytest.approx(fast.movement_s)
-    assert slow.asic_total_s == pytest.approx(10 * fast.asic_total_s)
+    assert slow.asic_s == pytest.approx(10 * fast.asic_s)
     assert slow.seconds > fast.seconds
-    wide = decode_token(pim_with(system, lanes=4 * LANES), cfg)
+    wide = decode_token(pim_with(system, lanes=4 * system.asic.lanes), cfg)
     assert wide.asic_s < fast.asic_s and wide.seconds < fast.seconds
 
 
@@ -105,3 +114,8 @@ def test_pim_beats_the_t4_baseline_on_every_model(tokens):
         cfg = load_model(name)
         gpu = run_kernels(model_kernels(t4, cfg, "decode", kv_len=cfg.max_seq - 1), t4).seconds
         assert gpu / t.seconds > 5, name  # ours: 11-19x; the paper's 41-137x (the gap: README)
+
+
+def test_a_device_the_mapping_does_not_fit_is_one_clear_line():
+    with pytest.raises(ArchError, match="one PIM unit per bank and no pseudo channels.*'hbm-pim' has 2 banks per unit"):
+        plan_vmm(Vmm("fc1", 1024, 4096), load_dram("hbm-pim"), 8)
