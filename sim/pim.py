@@ -7,7 +7,8 @@ Mapping (after PIM-GPT's description, shared/reference/pim_sn40l.md A.3):
   the row is full (attention heads concatenated); a neuron longer than a row is split into row
   segments whose partial sums the ASIC adds;
 - K is stored row-major and V column-major, so q·Kᵀ and p·V are both row-streaming VMMs (rows
-  for the new token's K and V are reserved ahead);
+  for the new token's K and V are reserved ahead); p·V runs a head per channel, since each
+  channel's global buffer holds one head's probabilities;
 - per segment, a channel writes the input chunk into its global buffer (WRgb bursts), then for
   each row: ACTab (the row in all banks), MACab per used column, PREab; then reads the results
   (RDmac bursts). Channels are identical, so one channel's command program is simulated and its
@@ -35,13 +36,15 @@ PERIOD_ROWS = 64  # rows simulated before extending a VMM's program by its per-r
 class Vmm:
     """y[n] = Σ_k x[k] W[k, n] on the PIM channels: ``k`` inputs, ``n`` outputs, 2-byte values,
     done ``repeat`` times (once per head, for p·V); ``gb_values``: inputs the global buffer needs
-    (default ``k``; all heads' queries for the head-packed q·Kᵀ)."""
+    (default ``k``; all heads' queries for the head-packed q·Kᵀ); ``per_channel``: the instances
+    are spread over the channels, one per channel at a time, each on that channel's banks."""
 
     name: str
     k: int
     n: int
     repeat: int = 1
     gb_values: int | None = None
+    per_channel: bool = False  # each channel (its own global buffer) runs its own instance: p·V, head by head
 
 
 @dataclass(frozen=True)
@@ -49,15 +52,18 @@ class VmmPlan:
     """How a VMM lies in the banks of one channel and the commands it takes there.
 
     The work is ``segments`` passes (a neuron longer than a row is cut into row-long segments);
-    each pass writes its input chunk to the global buffer, streams ``rows`` rows per bank with
-    ``columns[i]`` MAC columns in pass i's rows, and reads the pass's results out."""
+    each pass writes its input chunk to the global buffer, opens ``rows`` rows (ACTab: the row in
+    every bank) and issues ``columns[i]`` MACab per open row in pass i (each MACab: every PIM unit
+    reads one column; a unit serving ``banks_per_unit`` banks reads them in turn), then reads the
+    pass's results out."""
 
     vmm: Vmm
     neurons_per_row: int
-    rows: int  # rows per bank in one pass
-    columns: tuple[int, ...]  # MAC columns per row, per pass
+    rows: int  # ACTab per pass
+    columns: tuple[int, ...]  # MACab per open row, per pass
     gb_writes: tuple[int, ...]  # WRgb bursts per pass
     result_reads: int  # RDmac bursts per pass
+    banks_per_unit: int = 1
 
     @property
     def segments(self) -> int:
@@ -73,8 +79,8 @@ class VmmPlan:
 
     @property
     def row_hit_rate(self) -> float:
-        """Column reads that find their row open: all but the first after each activation."""
-        return 1.0 - self.acts / self.macs if self.macs else 1.0
+        """Column reads that find their row open: all but the first after each activation, per bank."""
+        return 1.0 - self.acts * self.banks_per_unit / self.macs if self.macs else 1.0
 
 
 @dataclass(frozen=True)
@@ -96,29 +102,30 @@ class TokenResult:
 
 
 def plan_vmm(vmm: Vmm, spec, channels: int) -> VmmPlan:
-    """The layout of ``vmm`` over ``channels`` channels of DRAM device ``spec`` (see the module docstring)."""
+    """The layout of ``vmm`` over ``channels`` channels of DRAM-PIM device ``spec`` (see the module
+    docstring). Pseudo channels work as separate channels; one of them is simulated."""
     org = spec.organization
-    if spec.pim is None or spec.pim.banks_per_unit != 1 or org.pseudo_channels != 1:
+    if spec.pim is None:
         from arch import ArchError
 
-        raise ArchError(f"PIM-GPT's mapping needs one PIM unit per bank and no pseudo channels (like 'aim'); "
-                        f"DRAM preset '{spec.name}' has " + ("no pim block" if spec.pim is None else
-                        f"{spec.pim.banks_per_unit} banks per unit and {org.pseudo_channels} pseudo channels"))
-    banks = org.bankgroups * org.banks_per_group * org.ranks
+        raise ArchError(f"DRAM preset '{spec.name}' has no pim block: it cannot run VMMs in its banks")
+    bpu = spec.pim.banks_per_unit
+    units = org.bankgroups * org.banks_per_group * org.ranks // bpu  # per pseudo channel
     col_vals = org.column_bytes // 2
-    per_bank = ceil(vmm.n / (channels * banks))
+    per_unit = ceil(vmm.n / (channels * org.pseudo_channels * units))
     k_cols = ceil(vmm.k / col_vals)
-    if k_cols <= org.columns:  # short neurons: pack them along the row
+    if k_cols <= org.columns:  # short neurons: pack them along the rows of the unit's banks
         packed = org.columns // k_cols
-        rows = ceil(per_bank / packed)
-        columns = (min(per_bank, packed) * k_cols,)
+        rows = ceil(per_unit / (packed * bpu))
+        columns = (min(per_unit, packed * bpu) * k_cols,)
         writes = (ceil((vmm.gb_values or vmm.k) * 2 / org.column_bytes),)
-    else:  # long neurons: one row per neuron per pass, a row-long segment of it
-        packed, rows = 1, per_bank
-        columns = tuple(min(org.columns, k_cols - s) for s in range(0, k_cols, org.columns))
-        writes = tuple(ceil(c * org.column_bytes / org.column_bytes) for c in columns)
-    results = ceil(banks * per_bank * 2 / org.column_bytes)
-    return VmmPlan(vmm, packed, rows, columns, writes, results)
+    else:  # long neurons: one bank row per neuron per pass, a row-long segment of it
+        packed, rows = 1, ceil(per_unit / bpu)
+        columns = tuple(min(per_unit, bpu) * min(org.columns, k_cols - s) for s in range(0, k_cols, org.columns))
+        writes = tuple(ceil(min(org.columns, k_cols - s) * col_vals * 2 / org.column_bytes)
+                       for s in range(0, k_cols, org.columns))
+    results = ceil(units * per_unit * 2 / org.column_bytes)
+    return VmmPlan(vmm, packed, rows, columns, writes, results, bpu)
 
 
 def vmm_program(plan: VmmPlan, spec, segment: int = 0, rows: int | None = None) -> list[tuple]:
@@ -143,7 +150,7 @@ def gpt_work(cfg, kv_len: int) -> tuple[list[tuple], list[tuple]]:
         ("vmm", Vmm("qkv", d, 3 * d)),
         ("vmm", Vmm("qk", hd, heads * keys, gb_values=d)),  # K row-major: a neuron per cached key, heads packed
         ("asic", "softmax", ("softmax", heads * keys, heads)),
-        ("vmm", Vmm("av", keys, hd, repeat=heads)),  # V column-major: per head, a neuron per output element
+        ("vmm", Vmm("av", keys, hd, repeat=heads, per_channel=True)),  # V column-major: a head per channel
         ("vmm", Vmm("o_proj", d, d)),
         ("asic", "residual1", ("add", d)),
         ("asic", "layernorm2", ("layernorm", d)),
@@ -187,24 +194,37 @@ def decode_token(system: PimSystem | str, cfg, kv_len: int | None = None, memo: 
     memo = {} if memo is None else memo
     layer, final = gpt_work(cfg, kv_len)
     t = dict.fromkeys(("pim", "move", "asic"), 0.0)
-    acts = macs = 0
+    acts = macs = rows_used = 0
     vmms = []
     for steps, repeat in ((layer, cfg.layers), (final, 1)):
         for step in steps:
             if step[0] == "vmm":
                 vmm = step[1]
-                plan = plan_vmm(vmm, spec, system.channels)
+                if vmm.per_channel:  # one instance per channel at a time
+                    vmm = Vmm(vmm.name, vmm.k, vmm.n, ceil(vmm.repeat / system.channels), vmm.gb_values)
+                    plan = plan_vmm(vmm, spec, 1)
+                    plan = VmmPlan(vmm, plan.neurons_per_row, plan.rows, plan.columns, plan.gb_writes,
+                                   plan.result_reads, plan.banks_per_unit)
+                else:
+                    plan = plan_vmm(vmm, spec, system.channels)
                 pim_s, move_s = vmm_seconds(plan, spec, memo)
                 t["pim"] += pim_s * vmm.repeat * repeat
                 t["move"] += move_s * vmm.repeat * repeat
                 if plan.segments > 1:  # the ASIC adds each neuron's partial sums
                     adds = vmm.n * (plan.segments - 1) * vmm.repeat
                     t["asic"] += asic_cycles(system, ("partial_sums", adds)) / lanes / clock * repeat
-                acts += plan.acts * vmm.repeat * repeat
+                acts += plan.acts * plan.banks_per_unit * vmm.repeat * repeat
                 macs += plan.macs * vmm.repeat * repeat
+                rows_used += plan.acts * vmm.repeat * repeat  # each (row, pass) holds its own weights
                 vmms.append((plan, pim_s, move_s))
             else:
                 t["asic"] += asic_cycles(system, step[2]) / lanes / clock * repeat
+    if rows_used > spec.organization.rows:
+        from arch import ArchError
+
+        raise ArchError(f"{cfg.name} with {kv_len} cached tokens needs {rows_used} rows in every bank of "
+                        f"'{system.name}' ({system.channels} x '{spec.name}' channels) but a bank has "
+                        f"{spec.organization.rows}; short by {rows_used - spec.organization.rows} rows")
     seconds = t["pim"] + t["move"] + t["asic"]
     return TokenResult(cfg.name, system.name, seconds, t["pim"], t["move"], t["asic"],
                        1.0 - acts / macs if macs else 1.0, tuple(vmms))

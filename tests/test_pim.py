@@ -76,6 +76,7 @@ def test_a_program_is_legal_for_the_engine_and_its_checker():
     run = run_program(spec, [Command(0, k, 0, 0, 0, 0, r, c) for k, r, c in vmm_program(plan, spec, 1)])
     assert check_trace(spec, run.commands) == []
     assert run.mac_columns == plan.rows * plan.columns[1] * 16  # every bank's unit read each column
+    assert plan.row_hit_rate == pytest.approx(1 - 2 * plan.rows / plan.macs)
 
 
 def test_row_hit_rate_is_at_least_95_percent_on_the_eight_models(tokens):
@@ -116,6 +117,21 @@ def test_pim_beats_the_t4_baseline_on_every_model(tokens):
         assert gpu / t.seconds > 5, name  # ours: 11-19x; the paper's 41-137x (the gap: README)
 
 
-def test_a_device_the_mapping_does_not_fit_is_one_clear_line():
-    with pytest.raises(ArchError, match="one PIM unit per bank and no pseudo channels.*'hbm-pim' has 2 banks per unit"):
-        plan_vmm(Vmm("fc1", 1024, 4096), load_dram("hbm-pim"), 8)
+def test_a_model_too_big_for_the_banks_is_one_clear_line():
+    small = load_pim_system("pim-gpt").model_copy(update={"channels": 1})
+    with pytest.raises(ArchError, match=r"gpt2-xl with 1023 cached tokens needs \d+ rows in every bank of 'pim-gpt' "
+                                        r"\(1 x 'aim' channels\) but a bank has 16384; short by"):
+        decode_token(small, load_model("gpt2-xl"))
+    with pytest.raises(ArchError, match="'gddr6' has no pim block"):
+        plan_vmm(Vmm("fc1", 1024, 4096), load_dram("gddr6"), 8)
+
+
+@pytest.mark.parametrize("name", ["hbm-pim", "aim"])
+def test_the_other_pim_presets_decode_too(name):
+    """HBM-PIM (a 16-lane PCU per 2 banks, pseudo channels) and a 32-channel AiM system run the same mapping."""
+    s = load_pim_system(name)
+    t = decode_token(s, load_model("gpt2-medium"))
+    assert t.seconds == pytest.approx(t.pim_s + t.movement_s + t.asic_s) and t.row_hit_rate > 0.9
+    pim = decode_token("pim-gpt", load_model("gpt2-medium"))
+    if name == "aim":  # 4x the channels of the same device: about 4x less PIM time
+        assert 3 < pim.pim_s / t.pim_s <= 4.05
