@@ -51,9 +51,13 @@ def waves_makespan(kernel: Kernel, sms: int) -> float:
 def kernel_seconds(kernel: Kernel, gpu: GpuArch, makespan_cycles: float, launch: str | None = None) -> dict:
     """Time of one kernel in seconds, by part: launch, compute (the CTA makespan), memory (HBM
     bytes at the achievable bandwidth) and total = launch + ramp + max(compute, memory) for
-    GEMM and attention kernels, launch + fixed + bytes / elementwise bandwidth for the rest."""
+    GEMM and attention kernels, launch + fixed + bytes / elementwise bandwidth for the rest.
+
+    With eager launches the CPU enqueues a kernel every ``eager_us`` while the GPU runs ahead of
+    it, so a kernel in a sequence takes the longer of the two: max(eager_us, graph_us + body)."""
     cal = gpu.calibration
-    launch_s = gpu.launch.us(launch) * 1e-6
+    mode = launch or gpu.launch.mode
+    launch_s = gpu.launch.us("graph") * 1e-6
     compute = makespan_cycles / gpu.clock_hz
     if kernel.kind == "elementwise":
         memory = kernel.hbm_bytes / (gpu.hbm_bytes_per_s * cal.elementwise_efficiency)
@@ -61,7 +65,11 @@ def kernel_seconds(kernel: Kernel, gpu: GpuArch, makespan_cycles: float, launch:
     else:
         memory = kernel.hbm_bytes / (gpu.hbm_bytes_per_s * cal.hbm_efficiency)
         body = cal.kernel_ramp_us * 1e-6 + max(compute, memory)
-    return {"launch": launch_s, "compute": compute, "memory": memory, "total": launch_s + body}
+    total = launch_s + body
+    if mode == "eager":
+        total = max(gpu.launch.eager_us * 1e-6, total)
+        launch_s = total - body
+    return {"launch": launch_s, "compute": compute, "memory": memory, "total": total}
 
 
 def elementwise_kernel(name: str, nbytes: float) -> Kernel:
