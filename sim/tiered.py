@@ -129,36 +129,48 @@ def step(arch: TieredArch | str, cfg, phase: str = "decode", batch: int = 1, seq
     chunks: list[dict[str, float]] = []
     kernels = 0
     for ops, repeat in ((layer, layers), (head, 1)):
-        if not ops:
-            continue
-        flops = sum(o.flops for o in ops) / p
-        w = sum(o.weight_bytes for o in ops) / p
-        kv = sum(o.kv_bytes for o in ops) / p
-        for index in range(repeat):  # DDR-resident layers spread evenly, so the DDR stream never idles
+        for index in range(repeat if ops else 0):  # DDR-resident layers spread evenly, so the DDR stream never idles
             if ops is layer:
-                w_far, kv_far = _far(index, layers, in_hbm["layer_weights"]), _far(index, layers, in_hbm["layer_kv"])
+                far = (_far(index, layers, in_hbm["layer_weights"]), _far(index, layers, in_hbm["layer_kv"]))
             else:
-                w_far, kv_far = in_hbm["head_weights"] == 0, False
-            w_ddr = w * w_far + kv * kv_far
-            if fused:
-                io = (ops[0].in_bytes - ops[0].weight_bytes + ops[-1].out_bytes) / p  # the layer's input and output
-                for i in range(CHUNKS_PER_LAYER):
-                    chunk = {"ddr": w_ddr / CHUNKS_PER_LAYER, "hbm": (w + kv + io) / CHUNKS_PER_LAYER,
-                             "compute": flops / CHUNKS_PER_LAYER / peak
-                             + (ar if i == CHUNKS_PER_LAYER - 1 and ops is layer else 0.0)}
-                    chunks.append({"launch": launch_s, **chunk} if i == 0 else chunk)
-                kernels += 1
-            else:
-                for o in ops:  # kernel by kernel, each through HBM
-                    from_ddr = (o.weight_bytes * w_far + o.kv_bytes * kv_far) / p
-                    mem = (o.in_bytes + o.out_bytes) / p / hbm_bw + from_ddr / ddr_bw
-                    chunks.append({"launch": launch_s, "compute": max(o.flops / p / peak, mem)})
-                    kernels += 1
-                if ops is layer and ar:
-                    chunks.append({"compute": ar})
+                far = (in_hbm["head_weights"] == 0, False)
+            reduce_s = ar if ops is layer else 0.0
+            new = _fused_chunks(ops, p, far, peak, launch_s, reduce_s) if fused else \
+                _unfused_chunks(ops, p, far, peak, hbm_bw, ddr_bw, launch_s, reduce_s)
+            chunks += new
+            kernels += 1 if fused else len(ops)
     rates = {"ddr": ddr_bw, "hbm": hbm_bw, "compute": None} if fused else {"compute": None}
     seconds, busy, events = run_pipeline(chunks, rates, depth)
     return StepResult(seconds, busy, kernels, events, placement)
+
+
+def _fused_chunks(ops, p: int, far: tuple[bool, bool], peak: float, launch_s: float, reduce_s: float) -> list[dict]:
+    """One fused layer (one kernel): its weights, KV cache and input/output streamed in
+    CHUNKS_PER_LAYER pieces (the DDR-resident part through DDR too), its FLOPs spread over them,
+    the launch before the first and the all-reduces after the last."""
+    flops = sum(o.flops for o in ops) / p
+    w, kv = sum(o.weight_bytes for o in ops) / p, sum(o.kv_bytes for o in ops) / p
+    io = (ops[0].in_bytes - ops[0].weight_bytes + ops[-1].out_bytes) / p  # the layer's input and output
+    n = CHUNKS_PER_LAYER
+    chunks = [{"ddr": (w * far[0] + kv * far[1]) / n, "hbm": (w + kv + io) / n, "compute": flops / n / peak}
+              for _ in range(n)]
+    chunks[0]["launch"] = launch_s
+    chunks[-1]["compute"] += reduce_s
+    return chunks
+
+
+def _unfused_chunks(ops, p: int, far: tuple[bool, bool], peak: float, hbm_bw: float, ddr_bw: float,
+                    launch_s: float, reduce_s: float) -> list[dict]:
+    """One layer kernel by kernel: each kernel launched, then max(its FLOPs, its bytes through HBM
+    (and DDR for what lives there)); the all-reduces as one more step."""
+    chunks = []
+    for o in ops:
+        from_ddr = (o.weight_bytes * far[0] + o.kv_bytes * far[1]) / p
+        memory = (o.in_bytes + o.out_bytes) / p / hbm_bw + from_ddr / ddr_bw
+        chunks.append({"launch": launch_s, "compute": max(o.flops / p / peak, memory)})
+    if reduce_s:
+        chunks.append({"compute": reduce_s})
+    return chunks
 
 
 def _far(index: int, total: int, near: int) -> bool:
