@@ -200,13 +200,9 @@ def decode_token(system: PimSystem | str, cfg, kv_len: int | None = None, memo: 
         for step in steps:
             if step[0] == "vmm":
                 vmm = step[1]
-                if vmm.per_channel:  # one instance per channel at a time
+                if vmm.per_channel:  # one instance per channel at a time, on that channel's banks
                     vmm = Vmm(vmm.name, vmm.k, vmm.n, ceil(vmm.repeat / system.channels), vmm.gb_values)
-                    plan = plan_vmm(vmm, spec, 1)
-                    plan = VmmPlan(vmm, plan.neurons_per_row, plan.rows, plan.columns, plan.gb_writes,
-                                   plan.result_reads, plan.banks_per_unit)
-                else:
-                    plan = plan_vmm(vmm, spec, system.channels)
+                plan = plan_vmm(vmm, spec, 1 if step[1].per_channel else system.channels)
                 pim_s, move_s = vmm_seconds(plan, spec, memo)
                 t["pim"] += pim_s * vmm.repeat * repeat
                 t["move"] += move_s * vmm.repeat * repeat
