@@ -61,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("file", metavar="FILE")
     vg = sub.add_parser("validate-gpu", help="compare the GPU model with measured kernels: error per case, MAPE per class")
     vg.add_argument("--gpu", default="h100", help="GPU preset name or GPU YAML (default h100)")
-    vg.add_argument("--csv", help="measurements (default: bench/gpu/h100_measured.csv)")
+    vg.add_argument("--csv", help="measurements (default: arch/gpus/h100_measured.csv)")
     vg.add_argument("--launch", choices=["graph", "eager"], help="kernel launch cost to model (default: the preset's)")
     vg.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     return p

@@ -1,6 +1,6 @@
 """Compare the GPU model with measurements: predicted, measured and error per case, MAPE per class.
 
-The measurements are bench/gpu/h100_measured.csv (made by bench/gpu/measure.py on a real H100).
+The measurements are arch/gpus/h100_measured.csv (made by bench/gpu/measure.py on a real H100).
 Each row becomes kernels: a GEMM row cuBLAS-like GEMM kernels, an attention row
 FlashAttention-2 kernels, a layer row the kernels of the PyTorch LLaMA-2 7B layer that
 measure.py times (``reference_layer_kernels``, op by op as PyTorch launches them). Rows in the
@@ -12,13 +12,14 @@ from __future__ import annotations
 import csv
 import statistics
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from arch.gpu import GpuArch, load_gpu
 from mappers.gpu import Kernel, attention_kernels, elementwise_kernel, gemm_kernels
 from sim.gpu import run_kernels, roofline_seconds
 
-DEFAULT_CSV = Path(__file__).resolve().parent.parent / "bench" / "gpu" / "h100_measured.csv"
+DEFAULT_CSV = resources.files("arch").joinpath("gpus", "h100_measured.csv")  # shipped with the h100 preset
 PREDICTED_CLASSES = ("gemm", "attention", "layer", "elementwise")
 LLAMA2_7B = {"d": 4096, "heads": 32, "head_dim": 128, "ffn": 11008}
 

@@ -1,4 +1,4 @@
-"""The h100 GPU preset against a real H100 (bench/gpu/h100_measured.csv) and the GPU model's own laws."""
+"""The h100 GPU preset against a real H100 (arch/gpus/h100_measured.csv) and the GPU model's own laws."""
 
 from __future__ import annotations
 

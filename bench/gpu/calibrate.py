@@ -12,7 +12,7 @@ Launch costs are not fitted: they are the measured ceilings (graph and eager tin
 Every fit minimises the squared log error of its two cases by a shrinking grid search, so the
 result is deterministic. Every other row of the CSV is left for validation (einsim validate-gpu).
 
-    python bench/gpu/calibrate.py [--csv bench/gpu/h100_measured.csv] [--write]
+    python bench/gpu/calibrate.py [--csv arch/gpus/h100_measured.csv] [--write]
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def write_preset(values: dict[str, float], launch: dict[str, float], path: Path 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--csv", help="measurement CSV (default: bench/gpu/h100_measured.csv)")
+    parser.add_argument("--csv", help="measurement CSV (default: arch/gpus/h100_measured.csv)")
     parser.add_argument("--write", action="store_true", help="write the constants into arch/gpus/h100.yaml")
     args = parser.parse_args()
     values, launch = fit(args.csv)
