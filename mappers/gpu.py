@@ -111,12 +111,10 @@ def _gemm_plan(gpu: GpuArch, m: int, n: int, k: int, dtype: str, batch: int, nam
         rows = min(mt, max(1, isqrt(gpu.sms)))
         cols = min(nt, ceil(gpu.sms / rows))
         traffic = batch * max(a + b, waves * (rows * tm + cols * tn) * (k / split) * e) + batch * c
-    kernels = [Kernel(name, "gemm", (cycles,), grid, float(traffic), 2.0 * batch * m * n * k,
+    partials = batch * m * n * 4 * split if split > 1 else 0  # fp32 partial sums: the GEMM writes, the reduction reads
+    kernels = [Kernel(name, "gemm", (cycles,), grid, float(traffic + partials), 2.0 * batch * m * n * k,
                       {"tile": (tm, tn), "split_k": split, "grid": grid})]
     if split > 1:
-        partials = batch * m * n * 4 * split  # fp32 partial sums, written by the GEMM, read by the reduction
-        kernels[0] = Kernel(name, "gemm", (cycles,), grid, float(traffic + partials), 2.0 * batch * m * n * k,
-                            kernels[0].detail)
         kernels.append(elementwise_kernel(f"{name}.splitk_reduce", partials + batch * c))
     return kernels
 

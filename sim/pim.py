@@ -231,7 +231,7 @@ def vmm_seconds(plan: VmmPlan, spec, memo: dict | None = None, period_rows: int 
     command-level engine: every pass, each longer than ``2 * period_rows`` rows extended by its period."""
     total = 0.0
     for segment, cols in enumerate(plan.columns):
-        key = (plan.rows, cols, plan.gb_writes[segment], plan.result_reads)
+        key = (spec.name, plan.rows, cols, plan.gb_writes[segment], plan.result_reads)
         if memo is None or key not in memo:
             t = _program_seconds(plan, spec, segment) if plan.rows <= 2 * period_rows else \
                 _extended(plan, spec, segment, period_rows)
@@ -253,10 +253,10 @@ def _extended(plan: VmmPlan, spec, segment: int, p: int) -> float:
 def _program_seconds(plan: VmmPlan, spec, segment: int, rows: int | None = None) -> float:
     from sim.dram.engine import run_program
 
-    return run_program(spec, _commands(vmm_program(plan, spec, segment, rows), spec)).seconds
+    return run_program(spec, _commands(vmm_program(plan, spec, segment, rows))).seconds
 
 
-def _commands(program: list[tuple], spec) -> list:
+def _commands(program: list[tuple]) -> list:
     """Our (kind, row, column) tuples as the engine's commands."""
     from sim.dram.engine import Command
 
