@@ -7,7 +7,7 @@ import pytest
 from arch import list_presets, load_arch, load_yaml
 from arch.errors import dotted
 
-PRESETS = ["edge-32x32", "tpu-like"]
+PRESETS = ["edge-32x32", "flat", "flat-edge", "fusemax", "tpu-like", "unfused"]
 LABELS = {"name", "description", "sources"}  # names and prose, not claims about hardware
 
 
