@@ -55,21 +55,30 @@ def linear_gemms(model) -> list[tuple[str, int, int, int]]:
     return [("qkv", inner, d, 3), ("out", d, inner, 1), ("ffn_up", ffn, d, 1), ("ffn_down", d, ffn, 1)]
 
 
-def _gemm_counts(arch, m: int, n: int, k: int) -> dict:
+def _gemm_counts(arch, m: int, n: int, k: int, cache: dict) -> dict:
+    """Map and simulate one m x n x k GEMM; ``cache`` keeps answers by architecture and shape."""
     from sim.run import evaluate
 
-    r = evaluate(arch, f"gemm:{m},{n},{k}")
-    return {"cycles": r.latency_cycles, "energy": r.energy_pj, "dram": r.traffic_bytes.get("dram", 0.0), "macs": r.macs}
+    key = (arch.model_dump_json(), m, n, k)
+    if key not in cache:
+        r = evaluate(arch, f"gemm:{m},{n},{k}")
+        cache[key] = {"cycles": r.latency_cycles, "energy": r.energy_pj,
+                      "dram": r.traffic_bytes.get("dram", 0.0), "macs": r.macs}
+    return cache[key]
 
 
-def linear_layers(arch, model, tokens: int) -> LinearResult:
-    """Map and simulate the linear layers of one encoder layer over ``tokens`` tokens."""
+def linear_layers(arch, model, tokens: int, cache: dict | None = None) -> LinearResult:
+    """Map and simulate the linear layers of one encoder layer over ``tokens`` tokens.
+
+    ``cache``: a dict kept across calls so that GEMM shapes repeated across models, lengths and
+    row blocks are simulated once."""
+    cache = {} if cache is None else cache
     cycles, energy, dram, macs = 0, 0.0, 0.0, 0
     for _, n, k, count in linear_gemms(model):
         if tokens % BLOCK_TOKENS:
-            got = _gemm_counts(arch, tokens, n, k)
+            got = _gemm_counts(arch, tokens, n, k, cache)
         else:
-            got, _ = extrapolate(lambda b, n=n, k=k: _gemm_counts(arch, b * BLOCK_TOKENS, n, k),
+            got, _ = extrapolate(lambda b, n=n, k=k: _gemm_counts(arch, b * BLOCK_TOKENS, n, k, cache),
                                  tokens // BLOCK_TOKENS, start=2)
         cycles += count * int(got["cycles"])
         energy += count * got["energy"]
@@ -78,11 +87,11 @@ def linear_layers(arch, model, tokens: int) -> LinearResult:
     return LinearResult(cycles, energy, dram, macs)
 
 
-def encoder_layer(arch: str, model, seq: int, batch: int = 64) -> EncoderLayerResult:
+def encoder_layer(arch, model, seq: int, batch: int = 64, cache: dict | None = None) -> EncoderLayerResult:
     """Simulate one encoder layer of ``model`` (workloads.zoo) at ``seq`` tokens on ``arch``."""
     from arch.loader import load_arch
 
     a = load_arch(arch)
     attention = simulate_attention(a, AttentionShape.of_model(model, seq, batch))
-    linear = linear_layers(a, model, batch * seq)
+    linear = linear_layers(a, model, batch * seq, cache)
     return EncoderLayerResult(attention, linear, a.clock_hz(a.unit("pe2d")))
