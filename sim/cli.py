@@ -59,6 +59,15 @@ def _parser() -> argparse.ArgumentParser:
     schema.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
     validate = sub.add_parser("validate", help="check an architecture YAML and explain every error")
     validate.add_argument("file", metavar="FILE")
+    at = sub.add_parser("attention", help="simulate one attention layer (and the encoder's linear layers) on "
+                                           "fusemax, flat, flat-edge or unfused")
+    at.add_argument("--arch", required=True, help="fusemax, flat, flat-edge, unfused, or an architecture YAML with pe2d, pe1d, buffer, dram")
+    at.add_argument("--model", required=True, help="a zoo model (its heads and head size; e.g. bert-base)")
+    at.add_argument("--seq", type=_positive, required=True, help="tokens (queries = keys)")
+    at.add_argument("--batch", type=_positive, default=64, help="sequences (default 64, as in FuseMax)")
+    at.add_argument("--dataflow", choices=["fusemax", "flat", "unfused"], help="default: the preset's")
+    at.add_argument("--layer", action="store_true", help="add the encoder's linear layers (end to end)")
+    at.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     vg = sub.add_parser("validate-gpu", help="compare the GPU model with measured kernels: error per case, MAPE per class")
     vg.add_argument("--gpu", default="h100", help="GPU preset name or GPU YAML (default h100)")
     vg.add_argument("--csv", help="measurements (default: arch/gpus/h100_measured.csv)")
@@ -325,6 +334,43 @@ def _validate(args) -> int:
     return 0
 
 
+def _attention(args) -> int:
+    """One attention layer on an attention accelerator; optionally the whole encoder layer."""
+    import json
+
+    from arch.loader import load_arch
+    from sim.attention_accel import AttentionShape, simulate_attention
+    from workloads.zoo import load_model
+
+    arch, model = load_arch(args.arch), load_model(args.model)
+    r = simulate_attention(arch, AttentionShape.of_model(model, args.seq, args.batch), args.dataflow)
+    out = {"arch": r.arch, "dataflow": r.dataflow, "model": model.name, "batch": args.batch, "seq": args.seq,
+           "latency_cycles": r.cycles, "latency_s": r.seconds, "energy_pj": r.total_energy_pj,
+           "utilization": r.utilization, "traffic_bytes": {"dram": r.traffic_bytes},
+           "macs": r.tally["pe2d.mac"], "energy_breakdown": r.energy_pj, "schedule": r.choice,
+           "extrapolated": r.extrapolated, "events": r.events}
+    if args.layer:
+        from sim.encoder import linear_layers
+
+        lin = linear_layers(arch, model, args.batch * args.seq)
+        clock = arch.clock_hz(arch.unit("pe2d"))
+        out["linear"] = {"latency_s": lin.cycles / clock, "energy_pj": lin.energy_pj, "dram_bytes": lin.dram_bytes}
+        out["layer"] = {"latency_s": r.seconds + lin.cycles / clock, "energy_pj": r.total_energy_pj + lin.energy_pj}
+    if args.json:
+        print(json.dumps(out, sort_keys=True))
+        return 0
+    u = r.utilization
+    print(f"attention of {model.name} (batch {args.batch}, {args.seq:,} tokens) on {r.arch}, {r.dataflow} dataflow")
+    print(f"  latency   {r.cycles:,} cycles = {r.seconds:.6g} s")
+    print(f"  util      2D {u['pe2d']:.3f}  1D {u['pe1d']:.3f}  DRAM {u['dram']:.3f}")
+    print(f"  DRAM      {r.traffic_bytes:.4g} B      energy {r.total_energy_pj:.4g} pJ")
+    print(f"  schedule  {r.choice}  ({'extrapolated from' if r.extrapolated else 'fully simulated,'} {r.events:,} events)")
+    if args.layer:
+        print(f"  linear    {out['linear']['latency_s']:.6g} s, {out['linear']['energy_pj']:.4g} pJ")
+        print(f"  layer     {out['layer']['latency_s']:.6g} s, {out['layer']['energy_pj']:.4g} pJ")
+    return 0
+
+
 def _presets(_args) -> int:
     from arch import list_presets
 
@@ -360,7 +406,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         commands = {"run": _run, "map": _map, "sweep": _sweep, "presets": _presets, "models": _models, "plot": _plot,
-                    "schema": _schema, "validate": _validate, "validate-gpu": _validate_gpu}
+                    "schema": _schema, "validate": _validate, "validate-gpu": _validate_gpu,
+                    "attention": _attention}
         return commands[args.command](args)
     except (ArchError, YamlError, WorkloadError, MappingError, InputError, SweepError) as err:
         print(f"einsim: error: {err}", file=sys.stderr)

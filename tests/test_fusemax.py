@@ -232,3 +232,29 @@ def test_the_fusemax_dataflow_needs_its_ops():
     with pytest.raises(InputError, match=r"compute\[pe2d\]\.ops lacks max, add, exp"):
         simulate_attention("flat", AttentionShape(1, 1, 1024, 1024, 64, 64), dataflow="fusemax")
 
+
+
+def test_cli_attention_json_and_layer(capsys):
+    import json
+
+    from sim.cli import main
+
+    assert main(["attention", "--arch", "fusemax", "--model", "bert-base", "--seq", "4096", "--layer", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["dataflow"] == "fusemax" and out["schedule"] == {"p1": 16}
+    assert out["latency_s"] == pytest.approx(0.0297, rel=0.01)
+    assert out["layer"]["latency_s"] == pytest.approx(out["latency_s"] + out["linear"]["latency_s"])
+    assert out["macs"] == 64 * 12 * 4096 * 4096 * 128
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["attention", "--arch", "tpu-like", "--model", "bert-base", "--seq", "1024"], "no attention dataflow"),
+    (["attention", "--arch", "fusemax", "--model", "bert-base", "--seq", "1000"], "multiples of the 256x256"),
+    (["attention", "--arch", "fusemax", "--model", "no-such-model", "--seq", "1024"], "no-such-model"),
+])
+def test_cli_attention_bad_input_exits_2_with_one_line(argv, words, capsys):
+    from sim.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1 and "Traceback" not in err

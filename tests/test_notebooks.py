@@ -22,6 +22,7 @@ EXPECTED = {
         "timeline_gemm_edge-32x32.png",
     ],
     "dram_patterns.ipynb": ["dram_patterns_bandwidth.png", "dram_patterns_efficiency.png"],
+    "fusemax.ipynb": ["fusemax_utilization.png", "fusemax_speedup.png"],
     "sn40l_coe.ipynb": ["coe_switching.png", "coe_footprint.png", "coe_stream.png", "fusion_sensitivity.png"],
     "sweep_systolic.ipynb": [
         "pareto_latency_energy_bert-base.png",
