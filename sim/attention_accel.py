@@ -25,6 +25,7 @@ Time is integer cycles of the 940 MHz clock; DRAM transfers round up to whole cy
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from math import ceil
 
@@ -161,15 +162,20 @@ class AttentionResult:
     def total_energy_pj(self) -> float:
         return sum(self.energy_pj.values())
 
-    def row(self) -> dict:
-        """A flat dict for a DataFrame row."""
-        return {"arch": self.arch, "dataflow": self.dataflow, "queries": self.shape.queries,
-                "seconds": self.seconds, "util_2d": self.utilization["pe2d"],
-                "util_1d": self.utilization["pe1d"], "util_dram": self.utilization["dram"],
-                "dram_bytes": self.traffic_bytes, "energy_pj": self.total_energy_pj, **self.choice}
-
 
 # --- FuseMax ---------------------------------------------------------------------------
+
+
+def _tasks_builder() -> tuple[list[Task], Callable[..., Task]]:
+    """An empty task list and the function that appends a task to it (None deps dropped)."""
+    tasks: list[Task] = []
+
+    def add(unit: str, cycles: int, deps, prio: int, tally: dict) -> Task:
+        t = Task(unit, cycles, tuple(d for d in deps if d is not None), prio, tally)
+        tasks.append(t)
+        return t
+
+    return tasks, add
 
 
 def fusemax_p1(hw: Hardware, sh: AttentionShape) -> int:
@@ -214,13 +220,7 @@ def _fusemax_tasks(hw: Hardware, sh: AttentionShape, p1: int, groups: int, m1: i
             "buffer.write": q * f * w}
     q_bytes, k_bytes, v_bytes, o_bytes = p1 * c * e * w, r * e * w, r * f * w, c * f * w
 
-    tasks: list[Task] = []
-
-    def add(unit: str, cycles: int, deps, prio: int, tally: dict) -> Task:
-        t = Task(unit, cycles, tuple(d for d in deps if d is not None), prio, tally)
-        tasks.append(t)
-        return t
-
+    tasks, add = _tasks_builder()
     epochs: list[Task] = []  # SLNV of every epoch, in program order (the window)
     k_users: list[Task] = []  # last BQK of each key tile (frees its K buffer)
     v_users: list[Task] = []  # last SLNV of each key tile (frees its V buffer)
@@ -250,8 +250,8 @@ def _fusemax_tasks(hw: Hardware, sh: AttentionShape, p1: int, groups: int, m1: i
                 rnv = add("pe1d", d_rnv, [slnv, prm, rnv_prev[i]], n * 8 + 5, t_rnv)
                 rm_prev[i], prm_prev[i], rnv_prev[i] = rm, prm, rnv
                 epochs.append(slnv)
-            k_users.append(tasks[-6])  # the last epoch's BQK
-            v_users.append(epochs[-1])
+            k_users.append(bqk)  # the key tile's last BQK and SLNV free its K and V buffers
+            v_users.append(slnv)
         ends = []
         for i in range(p1):
             n = base + m1 * p1 + i
@@ -304,18 +304,6 @@ def flat_traffic(hw: Hardware, sh: AttentionShape, regime: str) -> int:
         rows = min(FLAT_OFFCHIP_ROWS, P)
         per_q = c * E + c * F + (M * E + M * F) * c // rows + 4 * c * M
     return sh.instances * qt * per_q * w
-
-
-def _tasks_builder() -> tuple[list[Task], callable]:
-    """An empty task list and the function that appends a task to it (None deps dropped)."""
-    tasks: list[Task] = []
-
-    def add(unit: str, cycles: int, deps, prio: int, tally: dict) -> Task:
-        t = Task(unit, cycles, tuple(d for d in deps if d is not None), prio, tally)
-        tasks.append(t)
-        return t
-
-    return tasks, add
 
 
 FLAT_CHUNKS = 16
@@ -393,7 +381,8 @@ def _streamed_tasks(hw: Hardware, sh: AttentionShape, n: int, barrier: bool, row
     cy = {op: hw.cycles("pe1d", op) for op in ("max", "exp", "add", "div")}
     sm_ops = cy["max"] + cy["exp"] + cy["add"] + cy["div"]
     fiber = c * M * w
-    k_share, v_share = M * e * w * c // rows, M * f * w * c // rows  # K, V bytes per query tile
+    # K and V are read once per ``rows`` queries, spread evenly over those query tiles (whole bytes, up)
+    k_share, v_share = ceil(M * e * w * c / rows), ceil(M * f * w * c / rows)
     tasks, add = _tasks_builder()
     qks: list[Task] = []
     sms: list[Task] = []
@@ -409,13 +398,17 @@ def _streamed_tasks(hw: Hardware, sh: AttentionShape, n: int, barrier: bool, row
         for ``deps`` and ``chunk_deps[i]`` (the same rows of the kernel before). Returns the
         blocks' writes."""
         k = FLAT_CHUNKS
+
+        def part(total: int, i: int) -> int:  # block i's share; the shares add up to total
+            return total * (i + 1) // k - total * i // k
+
         outs: list[Task] = []
         ops: list[Task] = []
         for i in range(k):
             stage = [*deps, chunk_deps[i], ops[i - 2] if i >= 2 else None]
-            ld = add("dram", hw.transfer(read // k), stage, prio, {"dram.read": read // k})
-            ops.append(add(unit, cycles // k, [ld], prio, {key: v // k for key, v in tally.items()}))
-            outs.append(add("dram", hw.transfer(write // k), [ops[-1]], prio + 1, {"dram.write": write // k}))
+            ld = add("dram", hw.transfer(part(read, i)), stage, prio, {"dram.read": part(read, i)})
+            ops.append(add(unit, part(cycles, i), [ld], prio, {key: part(v, i) for key, v in tally.items()}))
+            outs.append(add("dram", hw.transfer(part(write, i)), [ops[-1]], prio + 1, {"dram.write": part(write, i)}))
         return outs
 
     none = [None] * FLAT_CHUNKS

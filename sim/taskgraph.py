@@ -31,7 +31,8 @@ class Task:
 
 @dataclass(frozen=True)
 class GraphRun:
-    """What a run measured: makespan, busy cycles per unit, summed tallies, simpy events."""
+    """What a run measured: makespan, busy cycles per unit, summed tallies, and events (three per
+    task that holds a unit: its request, its hold and its release)."""
 
     cycles: int
     busy: dict[str, int]
