@@ -44,6 +44,12 @@ def _exact(x: float) -> Fraction:
     return Fraction(float(x)).limit_denominator(10**6)
 
 
+def _check_int64(view: MatmulView, what: str, bound: int) -> None:
+    """CP-SAT variables are int64: a bound past INT_LIMIT gets one clear line, not a TypeError."""
+    if bound >= INT_LIMIT:
+        raise MappingError(f"cpsat mapper: '{view.einsum}' is too large for int64 bounds ({what} ≤ {bound})")
+
+
 def _as_int(x: float, what: str) -> int:
     if x != int(x):
         raise MappingError(f"cpsat mapper: {what} = {x} bytes is not integral")
@@ -274,6 +280,7 @@ def _build(p: _Problem, with_edp: bool, caps: tuple[int, int] | None = None) -> 
     energy_ub += feat_ub[inner, "arrE"]
     if caps:
         energy_ub = min(energy_ub, caps[0])
+    _check_int64(view, "energy", energy_ub)
     energy = m.NewIntVar(0, energy_ub, "energy")
     m.Add(energy == int(p.const_energy * p.Q) + sum(energy_terms))
     compute = feat[inner, "compute"]
@@ -284,6 +291,7 @@ def _build(p: _Problem, with_edp: bool, caps: tuple[int, int] | None = None) -> 
         mid_ub = feat_ub[inner, "compute"]
         for k, rate in bounded:
             ub = math.ceil(rest_ub[k] / rate)
+            _check_int64(view, "port cycles", ub)
             c = m.NewIntVar(0, ub, f"port{k}")
             lhs = sum(rest[k]) * rate.denominator
             m.Add(c * rate.numerator >= lhs)
@@ -305,10 +313,9 @@ def _build(p: _Problem, with_edp: bool, caps: tuple[int, int] | None = None) -> 
     lat_ub = mid_ub + sum(feat_ub[lv, "fl"] + feat_ub[lv, "ls"] for lv in range(1, L))
     if caps:
         lat_ub = min(lat_ub, caps[1])
+    _check_int64(view, "latency", lat_ub)
     latency = m.NewIntVar(0, lat_ub, "latency")
     m.Add(latency == mid + sum(feat[lv, "fl"] + feat[lv, "ls"] for lv in range(1, L)))
-    if max(energy_ub, lat_ub) >= INT_LIMIT:
-        raise MappingError(f"cpsat mapper: '{view.einsum}' is too large for int64 bounds (energy ≤ {energy_ub}, latency ≤ {lat_ub})")
     built = _Built(m, tile, trip, pos, latency, energy, ubs={"energy": energy_ub, "latency": lat_ub})
     if with_edp:
         shift = 0
