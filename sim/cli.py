@@ -340,22 +340,25 @@ def _attention(args) -> int:
 
     from arch.loader import load_arch
     from sim.attention_accel import AttentionShape, simulate_attention
+    from sim.encoder import encoder_layer
     from workloads.zoo import load_model
 
     arch, model = load_arch(args.arch), load_model(args.model)
-    r = simulate_attention(arch, AttentionShape.of_model(model, args.seq, args.batch), args.dataflow)
+    layer = None
+    if args.layer:
+        layer = encoder_layer(arch, model, args.seq, args.batch, dataflow=args.dataflow)
+        r = layer.attention
+    else:
+        r = simulate_attention(arch, AttentionShape.of_model(model, args.seq, args.batch), args.dataflow)
     out = {"arch": r.arch, "dataflow": r.dataflow, "model": model.name, "batch": args.batch, "seq": args.seq,
            "latency_cycles": r.cycles, "latency_s": r.seconds, "energy_pj": r.total_energy_pj,
            "utilization": r.utilization, "traffic_bytes": {"dram": r.traffic_bytes},
            "macs": r.tally["pe2d.mac"], "energy_breakdown": r.energy_pj, "schedule": r.choice,
            "extrapolated": r.extrapolated, "events": r.events}
-    if args.layer:
-        from sim.encoder import linear_layers
-
-        lin = linear_layers(arch, model, args.batch * args.seq)
-        clock = arch.clock_hz(arch.unit("pe2d"))
-        out["linear"] = {"latency_s": lin.cycles / clock, "energy_pj": lin.energy_pj, "dram_bytes": lin.dram_bytes}
-        out["layer"] = {"latency_s": r.seconds + lin.cycles / clock, "energy_pj": r.total_energy_pj + lin.energy_pj}
+    if layer is not None:
+        lin = layer.linear
+        out["linear"] = {"latency_s": lin.cycles / layer.clock_hz, "energy_pj": lin.energy_pj, "dram_bytes": lin.dram_bytes}
+        out["layer"] = {"latency_s": layer.seconds, "energy_pj": layer.energy_pj}
     if args.json:
         print(json.dumps(out, sort_keys=True))
         return 0

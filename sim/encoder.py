@@ -55,11 +55,11 @@ def linear_gemms(model) -> list[tuple[str, int, int, int]]:
     return [("qkv", inner, d, 3), ("out", d, inner, 1), ("ffn_up", ffn, d, 1), ("ffn_down", d, ffn, 1)]
 
 
-def _gemm_counts(arch, m: int, n: int, k: int, cache: dict) -> dict:
+def _gemm_counts(arch, arch_key: str, m: int, n: int, k: int, cache: dict) -> dict:
     """Map and simulate one m x n x k GEMM; ``cache`` keeps answers by architecture and shape."""
     from sim.run import evaluate
 
-    key = (arch.model_dump_json(), m, n, k)
+    key = (arch_key, m, n, k)
     if key not in cache:
         r = evaluate(arch, f"gemm:{m},{n},{k}")
         cache[key] = {"cycles": r.latency_cycles, "energy": r.energy_pj,
@@ -73,12 +73,13 @@ def linear_layers(arch, model, tokens: int, cache: dict | None = None) -> Linear
     ``cache``: a dict kept across calls so that GEMM shapes repeated across models, lengths and
     row blocks are simulated once."""
     cache = {} if cache is None else cache
+    arch_key = arch.model_dump_json()
     cycles, energy, dram, macs = 0, 0.0, 0.0, 0
     for _, n, k, count in linear_gemms(model):
         if tokens % BLOCK_TOKENS:
-            got = _gemm_counts(arch, tokens, n, k, cache)
+            got = _gemm_counts(arch, arch_key, tokens, n, k, cache)
         else:
-            got, _ = extrapolate(lambda b, n=n, k=k: _gemm_counts(arch, b * BLOCK_TOKENS, n, k, cache),
+            got, _ = extrapolate(lambda b, n=n, k=k: _gemm_counts(arch, arch_key, b * BLOCK_TOKENS, n, k, cache),
                                  tokens // BLOCK_TOKENS, start=2)
         cycles += count * int(got["cycles"])
         energy += count * got["energy"]
@@ -87,11 +88,12 @@ def linear_layers(arch, model, tokens: int, cache: dict | None = None) -> Linear
     return LinearResult(cycles, energy, dram, macs)
 
 
-def encoder_layer(arch, model, seq: int, batch: int = 64, cache: dict | None = None) -> EncoderLayerResult:
+def encoder_layer(arch, model, seq: int, batch: int = 64, cache: dict | None = None,
+                  dataflow: str | None = None) -> EncoderLayerResult:
     """Simulate one encoder layer of ``model`` (workloads.zoo) at ``seq`` tokens on ``arch``."""
     from arch.loader import load_arch
 
     a = load_arch(arch)
-    attention = simulate_attention(a, AttentionShape.of_model(model, seq, batch))
+    attention = simulate_attention(a, AttentionShape.of_model(model, seq, batch), dataflow)
     linear = linear_layers(a, model, batch * seq, cache)
     return EncoderLayerResult(attention, linear, a.clock_hz(a.unit("pe2d")))

@@ -24,9 +24,7 @@ class Task:
     deps: tuple["Task", ...] = ()
     priority: int = 0
     tally: dict[str, int] = field(default_factory=dict)
-    name: str = ""
     done: object = field(default=None, repr=False)  # the simpy event, set by run_tasks
-    start: int = -1  # cycle it began on its unit, set by run_tasks
 
 
 @dataclass(frozen=True)
@@ -57,7 +55,6 @@ def run_tasks(tasks: list[Task], units: tuple[str, ...]) -> GraphRun:
             return
         with resources[task.unit].request(priority=task.priority) as req:
             yield req
-            task.start = int(env.now)
             yield env.timeout(task.cycles)
         busy[task.unit] += task.cycles
         events += 3
