@@ -115,14 +115,18 @@ def test_huge_buffer_tiny_sequence():
     assert len(best.groups) == 1 and best.groups[0][:2] == (("QK", "GM", "SN", "SD", "A", "AV"), "p")
 
 
-@pytest.mark.parametrize("model,phase", [("bert-base", "encoder"), ("llama2-7b", "prefill")])
-def test_transformer_block_solves(model, phase):
+@pytest.mark.parametrize("model,phase,objective", [("bert-base", "encoder", "latency"), ("llama2-7b", "prefill", "latency"),
+                                                   ("bert-base", "encoder", "energy"), ("llama2-7b", "prefill", "energy"),
+                                                   ("bert-base", "encoder", "edp")])
+def test_transformer_block_solves(model, phase, objective):
+    """A whole block (35-36 Einsums) on 2 workers, as CI has: optimal or within 1 % in 60 s."""
     cascade = lower(load_model(model), phase, seq=512).segment("layer").cascade
     start = time.perf_counter()
-    best = cpsat_schedule(cascade, FLAT, "latency", time_limit_s=60, workers=8, tie_break=False)
+    best = cpsat_schedule(cascade, FLAT, objective, time_limit_s=60, workers=2, tie_break=False)
     took = time.perf_counter() - start
     assert best.status in ("OPTIMAL", "FEASIBLE") and took < 65
-    gap = (best.latency_cycles - best.bound) / best.latency_cycles
+    value = best.value(objective)
+    gap = (value - best.bound) / value
     assert best.status == "OPTIMAL" or gap <= 0.01
     assert feasible(cascade, FLAT, best)
     assert best.latency_cycles <= unfused_schedule(cascade, FLAT).latency_cycles
