@@ -111,6 +111,24 @@ class _Problem:
         if any(not t.rows for t in self.tables):
             raise no_fit_error(view, arch)
 
+    def latency_floor(self) -> int:
+        """A lower bound on latency: each level's least first load + last store, the innermost
+        level's taken together with its compute (the same row), as the latency formula adds them."""
+        total = 0
+        for tab in self.tables:
+            cols = [tab.feats["fl"], tab.feats["ls"]] + ([tab.feats["compute"]] if tab.level == self.L - 1 else [])
+            total += min(map(sum, zip(*cols)))
+        return max(1, total)
+
+    def energy_floor(self) -> int:
+        """A lower bound on energy (1/Q pJ): MACs, the least array-side energy, and every boundary
+        term at its compulsory count (each tensor moved once, no partial-sum re-reads)."""
+        e = self.const_energy * self.Q + min(self.tables[-1].feats["arrE"])
+        for _, role, kind, _, coef in self.terms:
+            if kind != "rd-1":
+                e += self.full[role] * coef * self.Q
+        return max(1, math.floor(e))
+
     def _key(self, memory, role: str, direction: str, peer: str | None):
         """The port key of a transfer, recording its rate (one rate per port, else unsupported)."""
         key, rate = port_rate(self.arch, memory, role, direction, self.clock, peer)
@@ -122,37 +140,51 @@ class _Problem:
 
     def _table(self, lv: int) -> _Table:
         """Fitting tiles of level ``lv`` with their first-load, last-store (and compute) terms."""
-        view, mems = self.view, self.mems
         from itertools import product
+
+        view, mems = self.view, self.mems
+        outer, inner = mems[lv - 1], mems[lv]
+        # The three ports a level-lv tile's first load and last store use (rates fixed per port).
+        ports = {}
+        for role, direction in (("input", "read"), ("weight", "read"), ("output", "write")):
+            key = self._key(outer, role, direction, inner.name)
+            ports[role] = (key, port_rate(self.arch, outer, role, direction, self.clock, inner.name)[1])
+        innermost = lv == self.L - 1
+        k_ranks = view.groups["k"]
+        compute_memo: dict = {}
         tab = _Table(lv)
-        rows_feats: list[dict[str, int]] = []
+        rows_feats: list[dict] = []
         for combo in product(*(self.divs[r] for r in self.ranks)):
             tile = dict(zip(self.ranks, combo))
-            if not fits(view, mems[lv], tile):
+            if not fits(view, inner, tile):
                 continue
             f: Counter = Counter()
             per_port: Counter = Counter()
             for role in ("input", "weight"):
                 nbytes = view.tile_bytes(role, tile)
-                key = self._key(mems[lv - 1], role, "read", mems[lv].name)
-                _, rate = port_rate(self.arch, mems[lv - 1], role, "read", self.clock, mems[lv].name)
+                key, rate = ports[role]
                 per_port[key] += transfer_cycles(nbytes, rate)
                 f[("sub", key)] += _as_int(nbytes, f"{role} tile")
             f["fl"] = max(per_port.values(), default=0)
             nbytes = view.tile_bytes("output", tile)
-            key = self._key(mems[lv - 1], "output", "write", mems[lv].name)
-            _, rate = port_rate(self.arch, mems[lv - 1], "output", "write", self.clock, mems[lv].name)
+            key, rate = ports["output"]
             f["ls"] = transfer_cycles(nbytes, rate)
             f[("sub", key)] += _as_int(nbytes, "output tile")
-            if lv == self.L - 1:
-                inner = mems[-1]
-                compute, _, _, words = _compute_part(view, self.unit, inner, {r: [tile[r]] for r in self.ranks}, self.clock)
-                f["compute"] = compute
-                energy = Fraction(0)
-                for (role, direction), w in words.items():
-                    nb = _as_int(w * view.elem_bytes[role], "array traffic")
-                    energy += nb * self.coef[f"{inner.name}.{direction}"]
-                f["arrE"] = int(energy * self.Q)
+            if innermost:
+                # With perfect tiles the compute part depends only on the tile's (b, m, n, k),
+                # how many tiles there are and how many of them are first k-tiles.
+                count = prod(view.sizes[r] // tile[r] for r in self.ranks)
+                k_count = prod(view.sizes[r] // tile[r] for r in k_ranks)
+                ckey = (view.dims(tile), count, k_count)
+                if ckey not in compute_memo:
+                    compute, _, _, words = _compute_part(view, self.unit, inner, {r: [tile[r]] for r in self.ranks},
+                                                         self.clock)
+                    energy = Fraction(0)
+                    for (role, direction), w in words.items():
+                        nb = _as_int(w * view.elem_bytes[role], "array traffic")
+                        energy += nb * self.coef[f"{inner.name}.{direction}"]
+                    compute_memo[ckey] = (compute, int(energy * self.Q))
+                f["compute"], f["arrE"] = compute_memo[ckey]
             tab.rows.append(combo)
             rows_feats.append(f)
         names = sorted({k for f in rows_feats for k in f}, key=str)
@@ -197,6 +229,14 @@ def _build(p: _Problem, with_edp: bool, caps: tuple[int, int] | None = None) -> 
             pos[j, r] = m.NewIntVar(0, len(ranks) - 1, f"pos{j}_{r}")
         if len(ranks) > 1:
             m.AddAllDifferent([pos[j, r] for r in ranks])
+        # Canonical orders only (as mappers.space counts them): active loops first, then the
+        # ranks with trip 1 in view order. Without this every inactive rank's position is free,
+        # and the solver wades through equivalent orders.
+        for a, r in enumerate(ranks):
+            for r2 in ranks[a + 1:]:
+                m.Add(pos[j, r] < pos[j, r2]).OnlyEnforceIf([g[j, r], g[j, r2].Not()])
+                m.Add(pos[j, r2] < pos[j, r]).OnlyEnforceIf([g[j, r].Not(), g[j, r2]])
+                m.Add(pos[j, r] < pos[j, r2]).OnlyEnforceIf([g[j, r].Not(), g[j, r2].Not()])
     # Tables: per-tile terms.
     feat: dict = {}
     feat_ub: dict = {}
@@ -358,6 +398,7 @@ def _solve(built: _Built, objective_var, limit: float, seed: int, workers: int, 
     solver.parameters.max_time_in_seconds = max(limit, 0.01)
     solver.parameters.num_workers = workers
     solver.parameters.random_seed = seed
+    solver.parameters.cp_model_presolve = False
     status = solver.Solve(m)
     name = solver.StatusName(status)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
@@ -430,23 +471,64 @@ def cpsat_mapping(view: MatmulView, arch, objective: str = "edp", time_limit_s: 
         ph2 = _solve(b2, b2.energy, left(), seed, workers, ph1.values)
         status = "OPTIMAL" if ph1.status == ph2.status == "OPTIMAL" else "FEASIBLE"
         return done(ph2 if ph2.values else ph1, status, (ph1.bound, ph2.bound / p.Q))
-    # EDP: min latency and min energy give an incumbent and lower bounds, then E × L.
-    bl = _build(p, False)
-    ph_l = _solve(bl, bl.latency, left(0.2), seed, workers, seeded)
-    be = _build(p, False)
-    ph_e = _solve(be, be.energy, left(0.25), seed, workers, ph_l.values or seeded)
-    cands = [ph for ph in (ph_l, ph_e) if ph.values is not None]
-    if not cands:
-        return done(ph_l, ph_l.status, None)
-    inc = min(cands, key=lambda ph: ph.energy * ph.latency)
-    upper = inc.energy * inc.latency
-    l_lb, e_lb = max(1, math.ceil(ph_l.bound)), max(1, math.ceil(ph_e.bound))
+    # EDP: one solve of E × L, its domains cut by the search's mapping (an upper bound U) and by
+    # lower bounds read off the tables (cheaper than solving min-latency and min-energy first).
+    l_lb, e_lb = p.latency_floor(), p.energy_floor()
+    inc_l = start_point.cost.latency_cycles
+    inc_e = math.ceil(start_point.cost.energy_pj * p.Q * (1 + 1e-9))  # ≥ its exact energy in 1/Q pJ
+    upper = inc_e * inc_l
     b = _build(p, True, (upper // l_lb, upper // e_lb))
-    if not b.shift:
-        b.model.Add(b.edp <= upper)
-    ph = _solve(b, b.edp, left(), seed, workers, inc.values)
-    scale = (1 << b.shift) / p.Q
+    b.model.Add(b.edp <= upper >> b.shift)
+    ph = _solve(b, b.edp, left(), seed, workers, seeded)
     if ph.values is None:
-        return done(inc, "FEASIBLE", max(ph.bound, l_lb * e_lb / (1 << b.shift)) * scale)
-    status = ph.status if not b.shift else "FEASIBLE"  # a scaled product proves nothing exact
-    return done(ph, status, ph.bound * scale)
+        return done(ph, "FEASIBLE", l_lb * e_lb / p.Q)
+    scale = (1 << b.shift) / p.Q
+    if not b.shift or ph.status != "OPTIMAL":
+        return done(ph, ph.status if not b.shift else "FEASIBLE", ph.bound * scale)
+    # The product was taken of energy in units of 2^shift/Q pJ (floor), to stay inside int64. The
+    # exact optimum x* still lies in a narrow band: 2^shift · edp_scaled(x*) ≤ E(x*)·L(x*) ≤ E·L of
+    # the scaled optimum. Enumerate the band and score it exactly.
+    exact = ph.energy * ph.latency
+    best = _band_minimum(b, exact >> b.shift, left(), seed, ph)
+    if best is None:
+        return done(ph, "FEASIBLE", ph.bound * scale)
+    return done(best, "OPTIMAL", best.energy * best.latency / p.Q)
+
+
+BAND_LIMIT = 2000  # solutions the exact EDP band may hold before we give up the proof (FEASIBLE)
+
+
+def _band_minimum(built: _Built, edp_cap: int, limit: float, seed: int, incumbent: _Phase) -> _Phase | None:
+    """Among every solution with scaled EDP ≤ ``edp_cap``, the one with the least exact E × L
+    (ties: the first found after the incumbent); None if the band could not be enumerated."""
+    from ortools.sat.python import cp_model
+
+    m = built.model.Clone()
+    m.ClearObjective()
+    m.ClearHints()
+    m.Add(built.edp <= edp_cap)
+    decision = list(built.tile.values()) + list(built.pos.values())
+    keep = decision + list(built.trip.values())
+
+    class Collect(cp_model.CpSolverSolutionCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.found: list[_Phase] = []
+
+        def on_solution_callback(self) -> None:
+            values = {v.Name(): self.Value(v) for v in keep}
+            self.found.append(_Phase("OPTIMAL", values, None, 0.0, self.Value(built.latency), self.Value(built.energy)))
+            if len(self.found) > BAND_LIMIT:
+                self.StopSearch()
+
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = max(limit, 0.01)
+    solver.parameters.num_workers = 1  # enumeration is single-threaded in CP-SAT
+    solver.parameters.random_seed = seed
+    solver.parameters.cp_model_presolve = False
+    solver.parameters.enumerate_all_solutions = True
+    cb = Collect()
+    status = solver.Solve(m, cb)
+    if status != cp_model.OPTIMAL or len(cb.found) > BAND_LIMIT or not cb.found:
+        return None
+    return min(cb.found, key=lambda ph: (ph.energy * ph.latency, sorted(ph.values.items())))
