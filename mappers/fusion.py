@@ -478,6 +478,7 @@ def cpsat_schedule(cascade, arch, objective: str = "latency", time_limit_s: floa
 
     With ``tie_break`` a latency (energy) optimum is then re-solved for least energy (latency)
     within a quarter of the time limit; the status and bound are those of the primary objective.
+    A proven optimum is reported in canonical form (``_CpModel.canonical``), so reruns agree.
     """
     _check_objective(objective)
     start = time.perf_counter()
@@ -490,14 +491,16 @@ def cpsat_schedule(cascade, arch, objective: str = "latency", time_limit_s: floa
         status = st
         if st == "OPTIMAL" and tie_break:
             budget = min(deadline, time.perf_counter() + time_limit_s / 4)
-            st2, _, _, sol2 = m.solve(second, budget, seed, workers, cap=(first, val1), hint=sol)
+            st2, val2, _, sol2 = m.solve(second, budget, seed, workers, cap=(first, val1), hint=sol)
             if sol2 is not None:
                 sol = sol2
+            if st2 == "OPTIMAL" and sol2 is not None:
+                sol = m.canonical(((first, val1), (second, val2)), budget, seed) or sol
         opts, resident = m.decode(sol)
         bound = bnd1 if objective == "latency" else float(p.energy_const + Fraction(bnd1, p.scale))
         return _schedule(p, opts, resident, objective, status, bound, time.perf_counter() - start)
     # EDP: sweep the Pareto front from low energy towards low latency.
-    best, best_val, complete, lat_cap = None, None, False, None
+    best, best_val, best_caps, complete, lat_cap = None, None, None, False, None
     e_bound = l_bound = None
     hint = None
     while time.perf_counter() < deadline:
@@ -515,13 +518,16 @@ def cpsat_schedule(cascade, arch, objective: str = "latency", time_limit_s: floa
         opts, resident = m.decode(sol)
         lat, energy, _, _ = p.evaluate(opts, resident)
         if best_val is None or lat * energy < best_val:
-            best, best_val = (opts, resident), lat * energy
+            best, best_val, best_caps = (opts, resident), lat * energy, (e_val, l_val)
         if st2 != "OPTIMAL":
             break
         lat_cap, hint = lat - 1, sol
     if best is None:
         opts = [p.options(i, i)[0] for i in range(p.n)]
         best = (opts, frozenset())
+    elif complete:  # the same E and L, but the canonical grouping among equals
+        canon = m.canonical(((m.energy, best_caps[0]), (m.lat, best_caps[1])), deadline, seed)
+        best = m.decode(canon) if canon is not None else best
     if l_bound is None:
         l_bound = m.solve(m.lat, deadline, seed, workers)[2] if not complete else None
     bound = float(best_val) if complete else (
@@ -622,6 +628,13 @@ class _CpModel:
             return name, None, None, None
         sol = [(v, solver.Value(v)) for v in (*self.x, *self.cut, *self.res.values())]
         return name, int(round(solver.ObjectiveValue())), int(math.floor(solver.BestObjectiveBound() + 1e-6)), sol
+
+    def canonical(self, caps, deadline: float, seed: int):
+        """Among solutions within ``caps`` ((expr, max), (expr, max)), the one a single worker finds
+        with the fewest segments and no hint: parallel workers race, so which of several equal
+        optima they report depends on thread timing; this makes a seed give one answer."""
+        st, _, _, sol = self.solve(sum(self.x), deadline, seed, 1, cap=caps[0], upper=caps[1])
+        return sol if st == "OPTIMAL" else None
 
     def decode(self, sol) -> tuple[list[_Option], frozenset[str]]:
         """Chosen options in order and the resident tensors."""

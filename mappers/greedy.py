@@ -17,7 +17,7 @@ The CP-SAT mapper replaces it where optimality matters.
 from __future__ import annotations
 
 from itertools import permutations, product
-from math import ceil, prod
+from math import ceil
 
 from mappers.cost import evaluate
 from mappers.errors import MappingError
