@@ -9,6 +9,10 @@ loops advances, so it is fetched ∏(trips of loops at or outside its innermost 
 that has more than one trip) ÷ (those relevant trips) × (all its tiles) times: ``rep × |T|``
 bytes, where ``rep`` is the product of the irrelevant trips outside its innermost relevant
 loop. The output is written back ``rep × |C|`` and re-read ``(rep − 1) × |C|`` (partial sums).
+
+Bypass: a role's tiles live only at its kept levels (Mapping.kept); at each kept level b > 0
+they cross directly from the previous kept level a, ``rep`` (of boundary b) times, over memory
+a's port and the a–b link.
 """
 
 from __future__ import annotations
@@ -19,11 +23,9 @@ from dataclasses import dataclass
 from itertools import product
 from math import prod
 
-from mappers.mapping import Mapping
+from mappers.mapping import ROLES, Mapping
 from mappers.systolic import array_accesses, fold_plan
 from mappers.view import MatmulView
-
-ROLES = ("input", "weight", "output")
 
 
 def transfer_cycles(nbytes: float, bytes_per_cycle: float) -> int:
@@ -141,12 +143,14 @@ def boundary_reps(mapping: Mapping, view: MatmulView, b: int) -> dict[str, int]:
     return reps
 
 
-def _compute_part(view: MatmulView, unit, innermost, chain: dict[str, list[int]], clock: float):
+def _compute_part(view: MatmulView, unit, innermost, chain: dict[str, list[int]], clock: float,
+                  memo: dict | None = None):
     """(compute cycles, stall-free cycles, MACs, array-side words by (role, direction)) of every
     compute tile, grouped by shape. It depends on the tiles only, not on the loop order.
 
     A tile "continues" a partial sum unless it is the first k-tile (index 0 on every k rank,
-    hence the full-size k tile) of its output tile."""
+    hence the full-size k tile) of its output tile. ``memo`` (one per view, unit and memory)
+    keeps each tile shape's duration and array accesses for callers scoring many tilings."""
     ranks = view.ranks
     counts = {r: tile_size_counts(view.sizes[r], chain[r]) for r in ranks}
     first_k = {r: chain[r][-1] for r in view.groups["k"]}
@@ -162,10 +166,16 @@ def _compute_part(view: MatmulView, unit, innermost, chain: dict[str, list[int]]
         for continues, n in ((False, n_first), (True, count - n_first)):
             if n == 0:
                 continue
-            dur, base = tile_duration(view, unit, innermost, dims, continues, clock)
+            key = ("tile", dims, continues)
+            if memo is None or key not in memo:
+                shape = (tile_duration(view, unit, innermost, dims, continues, clock),
+                         array_accesses(unit.dataflow, unit.rows, unit.cols, *dims[1:], continues))
+                if memo is None:
+                    memo = {}
+                memo[key] = shape
+            (dur, base), acc = memo[key]
             compute += n * dur
             stall_free += n * base
-            acc = array_accesses(unit.dataflow, unit.rows, unit.cols, *dims[1:], continues)
             for role, direction, words in (("input", "read", acc.input_reads), ("weight", "read", acc.weight_reads),
                                            ("output", "read", acc.output_reads), ("output", "write", acc.output_writes)):
                 array_words[(role, direction)] += n * dims[0] * words
@@ -202,13 +212,18 @@ def evaluate(view: MatmulView, mapping: Mapping, arch, memo: dict | None = None)
         rates[key] = rate
         crossing[(outer.name, inner.name)] += nbytes
 
+    # src[role][b]: the kept level a that role's tiles at kept level b cross from (b - 1 without bypass)
+    src = {role: {b: a for a, b in mapping.kept_pairs(role)} for role in ROLES}
     for b in range(1, depth):
         reps = boundary_reps(mapping, view, b)
-        outer, inner = mems[b - 1], mems[b]
-        move("input", outer, inner, reps["input"] * full["input"], "read")
-        move("weight", outer, inner, reps["weight"] * full["weight"], "read")
-        move("output", outer, inner, (reps["output"] - 1) * full["output"], "read")
-        move("output", inner, outer, reps["output"] * full["output"], "write")
+        inner = mems[b]
+        for role in ("input", "weight"):
+            if b in src[role]:
+                move(role, mems[src[role][b]], inner, reps[role] * full[role], "read")
+        if b in src["output"]:
+            outer = mems[src["output"][b]]
+            move("output", outer, inner, (reps["output"] - 1) * full["output"], "read")
+            move("output", inner, outer, reps["output"] * full["output"], "write")
 
     innermost = mems[-1]
     key = tuple(tuple(chain[r]) for r in ranks)
@@ -228,20 +243,23 @@ def evaluate(view: MatmulView, mapping: Mapping, arch, memo: dict | None = None)
     bound = max(math.ceil(macs / (unit.rows * unit.cols)), busiest)
 
     # Latency: first tile's loads, then compute overlapped with the remaining transfers, then
-    # the last write-back chain. Exact when every transfer hides under compute.
+    # the last write-back chain. Exact when every transfer hides under compute. Loads into
+    # level b (from each role's previous kept level) run in parallel across ports, levels in turn.
     first_load = 0
     for b in range(1, depth):
         per_port: Counter = Counter()
         for role in ("input", "weight"):
+            if b not in src[role]:
+                continue
             nbytes = prod(chain[r][b - 1] for r in view.ranks_of(role)) * view.elem_bytes[role]
-            key, rate = port_rate(arch, mems[b - 1], role, "read", clock, mems[b].name, memo)
+            key, rate = port_rate(arch, mems[src[role][b]], role, "read", clock, mems[b].name, memo)
             per_port[key] += transfer_cycles(nbytes, rate)
             port_bytes[key] -= nbytes
         first_load += max(per_port.values(), default=0)
     last_store = 0
-    for b in range(depth - 1, 0, -1):
+    for a, b in reversed(mapping.kept_pairs("output")):
         nbytes = prod(last_tile_size(view.sizes[r], chain[r][:b]) for r in view.ranks_of("output")) * view.elem_bytes["output"]
-        key, rate = port_rate(arch, mems[b - 1], "output", "write", clock, mems[b].name, memo)
+        key, rate = port_rate(arch, mems[a], "output", "write", clock, mems[b].name, memo)
         last_store += transfer_cycles(nbytes, rate)
         port_bytes[key] -= nbytes
     latency = pipeline_latency(first_load, compute, port_bytes, rates, last_store, innermost.double_buffered)

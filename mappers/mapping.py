@@ -4,7 +4,8 @@
 tile of every rank that memory j holds (level 0 holds the whole tensor); ``levels[j].order``
 lists, outermost first, the loops that walk the tiles of level j+1 inside one tile of level j.
 The innermost level's tile is what the compute array executes, folding it onto its rows and
-columns as its dataflow dictates (``spatial``).
+columns as its dataflow dictates (``spatial``). A middle level may ``bypass`` roles: it holds no
+tile of them, and their tiles cross directly between the nearest levels that keep them.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from math import ceil
 
 import yaml
 
+from arch.schema import ROLES
 from mappers.errors import MappingError
 from mappers.view import MatmulView
 
@@ -23,11 +25,15 @@ SPATIAL = {"os": ("m", "n"), "ws": ("k", "n"), "is": ("k", "m")}
 
 @dataclass(frozen=True)
 class LevelMapping:
-    """What one memory level holds (``tile``) and how it walks the next level's tiles (``order``)."""
+    """What one memory level holds (``tile``) and how it walks the next level's tiles (``order``).
+
+    ``bypass`` lists the roles (in ROLES order) whose tiles this level does not hold; only
+    middle levels may bypass."""
 
     memory: str
     tile: dict[str, int]
     order: tuple[str, ...] = ()
+    bypass: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -51,11 +57,23 @@ class Mapping:
     def compute_tile(self) -> dict[str, int]:
         return self.levels[-1].tile
 
+    def kept(self, role: str) -> list[int]:
+        """Levels that hold ``role``'s tiles, outermost first (always the outermost and innermost)."""
+        last = len(self.levels) - 1
+        return [j for j, lv in enumerate(self.levels) if j in (0, last) or role not in lv.bypass]
+
+    def kept_pairs(self, role: str) -> list[tuple[int, int]]:
+        """(a, b) for each kept level b > 0 of ``role`` and the kept level a its tiles cross from."""
+        kept = self.kept(role)
+        return list(zip(kept, kept[1:]))
+
     def to_dict(self, view: MatmulView | None = None) -> dict:
         """Plain-data form (for YAML); ``spatial`` and ``trips`` are written for the reader."""
         levels = []
         for j, lv in enumerate(self.levels):
             entry: dict = {"memory": lv.memory, "tile": dict(lv.tile)}
+            if lv.bypass:
+                entry["bypass"] = list(lv.bypass)
             if j < len(self.levels) - 1:
                 entry["order"] = list(lv.order)
                 entry["trips"] = {r: self.trips(j)[r] for r in lv.order}
@@ -83,7 +101,8 @@ class Mapping:
         indent = ""
         for j, lv in enumerate(self.levels):
             tile = " ".join(f"{r}={t}" for r, t in lv.tile.items())
-            lines.append(f"{indent}# {lv.memory} holds {tile}")
+            bypass = f" (bypass: {', '.join(lv.bypass)})" if lv.bypass else ""
+            lines.append(f"{indent}# {lv.memory} holds {tile}{bypass}")
             for r in lv.order:
                 t = self.trips(j)[r]
                 if t > 1:
@@ -93,7 +112,7 @@ class Mapping:
         return "\n".join(lines)
 
 
-_LEVEL_KEYS = {"memory", "tile", "order", "trips"}
+_LEVEL_KEYS = {"memory", "tile", "order", "trips", "bypass"}
 _TOP_KEYS = {"einsum", "unit", "dataflow", "spatial", "levels", "notes"}
 
 
@@ -117,7 +136,11 @@ def mapping_from_dict(d: dict) -> Mapping:
         tile = lv["tile"]
         if not isinstance(tile, dict) or not all(isinstance(v, int) and not isinstance(v, bool) for v in tile.values()):
             raise MappingError(f"mapping: levels[{j}].tile must map ranks to positive integers")
-        levels.append(LevelMapping(str(lv["memory"]), {str(k): v for k, v in tile.items()}, tuple(lv.get("order", ()))))
+        bypass = lv.get("bypass", [])
+        if not isinstance(bypass, list) or not all(isinstance(r, str) for r in bypass):
+            raise MappingError(f"mapping: levels[{j}].bypass must be a list of roles ({', '.join(ROLES)})")
+        levels.append(LevelMapping(str(lv["memory"]), {str(k): v for k, v in tile.items()}, tuple(lv.get("order", ())),
+                                   tuple(bypass)))
     m = Mapping(str(d["einsum"]), str(d["unit"]), str(d["dataflow"]), tuple(levels), dict(d.get("notes", {})))
     for j, lv in enumerate(d["levels"]):
         if "trips" in lv and lv["trips"] != {r: m.trips(j).get(r) for r in lv["trips"]}:
@@ -157,19 +180,37 @@ def check_mapping(mapping: Mapping, view: MatmulView, arch) -> None:
                                    "(uneven tiles are supported only with two memory levels)")
         if j < len(mapping.levels) - 1 and sorted(lv.order) != sorted(ranks):
             raise MappingError(f"{where}: level '{lv.memory}' order must list every rank {sorted(ranks)} once, got {list(lv.order)}")
+        check_bypass(lv, j, len(mapping.levels), where)
     if mapping.levels[0].tile != view.sizes:
         raise MappingError(f"{where}: the outermost level must hold the whole tensors {view.sizes}")
     for j, memory in enumerate(arch.memories[1:], start=1):
-        check_capacity(view, memory, mapping.levels[j].tile, where)
+        check_capacity(view, memory, mapping.levels[j].tile, where, mapping.levels[j].bypass)
 
 
-def check_capacity(view: MatmulView, memory, tile: dict[str, int], where: str) -> None:
-    """Raise MappingError naming the level and the bytes needed if ``tile`` does not fit."""
+def check_bypass(lv: LevelMapping, j: int, depth: int, where: str) -> None:
+    """Raise MappingError unless level j's bypass lists known roles once, in ROLES order, at a middle level."""
+    if not lv.bypass:
+        return
+    unknown = [r for r in lv.bypass if r not in ROLES]
+    if unknown:
+        raise MappingError(f"{where}: level '{lv.memory}' bypasses unknown role '{unknown[0]}' (roles: {', '.join(ROLES)})")
+    if j == 0 or j == depth - 1:
+        which = "outermost level holds whole tensors" if j == 0 else "innermost level feeds the compute array"
+        raise MappingError(f"{where}: level '{lv.memory}' cannot bypass {', '.join(lv.bypass)}: the {which}; "
+                           "only middle levels may bypass")
+    if list(lv.bypass) != [r for r in ROLES if r in lv.bypass]:
+        raise MappingError(f"{where}: level '{lv.memory}' bypass {list(lv.bypass)} must list each role once, "
+                           f"in the order {', '.join(ROLES)}")
+
+
+def check_capacity(view: MatmulView, memory, tile: dict[str, int], where: str, bypass: tuple[str, ...] = ()) -> None:
+    """Raise MappingError naming the level and the bytes needed if ``tile`` (less the ``bypass``ed
+    roles, which the level does not hold) does not fit."""
     copies = 2 if memory.double_buffered else 1
-    need = {role: copies * b for role, b in footprint_bytes(view, tile).items()}
+    need = {role: copies * b for role, b in footprint_bytes(view, tile).items() if role not in bypass}
     if memory.partitions:
         for role, cap in memory.partitions.items():
-            if need[role] > cap:
+            if role in need and need[role] > cap:
                 raise MappingError(f"{where}: {role} tile needs {need[role]:.0f} B in '{memory.name}' but its partition holds {cap} B")
     elif memory.capacity is not None and sum(need.values()) > memory.capacity:
         raise MappingError(f"{where}: tiles need {sum(need.values()):.0f} B in '{memory.name}' "

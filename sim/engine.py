@@ -85,7 +85,7 @@ def run_steps(steps: Iterable[Step], arch, unit, tensors: Iterable[str], label: 
         return done_events[tag]
 
     def transfer(tr: Transfer):
-        outer, inner = mems[tr.b - 1], mems[tr.b]
+        outer, inner = mems[tr.outer], mems[tr.b]
         key, rate = port_rate(arch, outer, tr.role, tr.direction, clock, inner.name)
         if tr.after is not None:
             yield done(tr.after)

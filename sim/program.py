@@ -2,10 +2,11 @@
 it needs before it runs and the write-backs that follow it.
 
 Transfers are decided the way a buffer decides them, by walking the loop nest: an operand
-tile is fetched across boundary b (memory b-1 → memory b) when its index at b differs from
-the previous step's; an output tile is written back when the next step works on another one,
-and read back (a partial sum) when a step returns to one that was written back before. This
-is deliberately not the reuse formula of mappers.cost, so the two can check each other.
+tile is fetched into level b from the previous level a that keeps it (a = b - 1 unless the
+levels between bypass it; see Mapping.kept) when its index at b differs from the previous
+step's; an output tile is written back when the next step works on another one, and read back
+(a partial sum) when a step returns to one that was written back before. This is deliberately
+not the reuse formula of mappers.cost, so the two can check each other.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from mappers.view import MatmulView
 
 @dataclass(frozen=True)
 class Transfer:
-    """One tile crossing boundary ``b``: ``read`` moves it inward, ``write`` outward.
+    """One tile crossing between memory ``src`` (outer; b - 1 when None) and memory ``b``:
+    ``read`` moves it inward, ``write`` outward.
 
     ``tag`` names an output write-back (boundary, tile, visit); a partial-sum read waits for
     the write-back named by ``after``.
@@ -36,6 +38,12 @@ class Transfer:
     nbytes: float
     tag: tuple | None = None
     after: tuple | None = None
+    src: int | None = None
+
+    @property
+    def outer(self) -> int:
+        """Index of the outer memory of the transfer (its port serves it)."""
+        return self.b - 1 if self.src is None else self.src
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,7 @@ def tile_program(view: MatmulView, mapping: Mapping, arch) -> Iterator[Step]:
     tiles = [lv.tile for lv in mapping.levels]
     loops = [(j, r, mapping.trips(j)[r]) for j in range(depth - 1) for r in mapping.levels[j].order]
     role_ranks = {role: view.ranks_of(role) for role in ("input", "weight", "output")}
+    src = {role: {b: a for a, b in mapping.kept_pairs(role)} for role in role_ranks}  # kept level b fetches from a
     prev_keys: dict[tuple[int, str], tuple] = {}
     visits: dict[tuple[int, tuple], int] = {}  # (boundary, output tile) -> write-backs so far
     seen_compute: set[tuple] = set()
@@ -73,10 +82,13 @@ def tile_program(view: MatmulView, mapping: Mapping, arch) -> Iterator[Step]:
         dims, continues, loads, keys, out_bytes = pending
         stores = []
         for b in range(depth - 1, 0, -1):
+            if b not in src["output"]:
+                continue
+            a = src["output"][b]
             if next_keys is None or next_keys[b] != keys[b]:
                 v = visits.get((b, keys[b]), 0) + 1
                 visits[(b, keys[b])] = v
-                stores.append(Transfer(b, names["output"], "output", "write", out_bytes[b], tag=(b, keys[b], v)))
+                stores.append(Transfer(b, names["output"], "output", "write", out_bytes[b], tag=(b, keys[b], v), src=a))
         cycles, base = tile_duration(view, unit, innermost, dims, continues, clock)
         acc = array_accesses(unit.dataflow, unit.rows, unit.cols, *dims[1:], continues)
         eb = view.elem_bytes
@@ -100,6 +112,9 @@ def tile_program(view: MatmulView, mapping: Mapping, arch) -> Iterator[Step]:
         out_keys, out_bytes = {}, {}
         for b in range(1, depth):
             for role in ("input", "weight", "output"):
+                if b not in src[role]:
+                    continue
+                a = src[role][b]
                 key = tuple(start[b][r] for r in role_ranks[role])
                 nbytes = prod(size[b][r] for r in role_ranks[role]) * view.elem_bytes[role]
                 changed = prev_keys.get((b, role)) != key
@@ -108,9 +123,9 @@ def tile_program(view: MatmulView, mapping: Mapping, arch) -> Iterator[Step]:
                     out_keys[b], out_bytes[b] = key, nbytes
                     done = visits.get((b, key), 0)
                     if changed and done:
-                        loads.append(Transfer(b, names["output"], "output", "read", nbytes, after=(b, key, done)))
+                        loads.append(Transfer(b, names["output"], "output", "read", nbytes, after=(b, key, done), src=a))
                 elif changed:
-                    loads.append(Transfer(b, names[role], role, "read", nbytes))
+                    loads.append(Transfer(b, names[role], role, "read", nbytes, src=a))
         if pending is not None:
             yield flush(out_keys)
         compute_key = tuple(start[depth - 1][r] for r in role_ranks["output"])
