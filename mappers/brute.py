@@ -13,13 +13,15 @@ from mappers.space import OBJECTIVES, MapResult, enumerate_mappings, no_fit_erro
 from mappers.view import MatmulView
 
 
-def brute_all(view: MatmulView, arch, objectives=OBJECTIVES) -> dict[str, MapResult]:
-    """The optimum for every objective in ``objectives`` from one pass over the space."""
+def brute_all(view: MatmulView, arch, objectives=OBJECTIVES, padded: bool = False,
+              bypass: bool = False) -> dict[str, MapResult]:
+    """The optimum for every objective in ``objectives`` from one pass over the space
+    (``padded``: with imperfect tiles; ``bypass``: with middle levels skipping operands; see mappers.space)."""
     start = time.perf_counter()
     memo: dict = {}
     best: dict = {}
     n = 0
-    for mapping in enumerate_mappings(view, arch):
+    for mapping in enumerate_mappings(view, arch, padded=padded, bypass=bypass):
         cost = evaluate(view, mapping, arch, memo)
         n += 1
         for obj in objectives:
@@ -39,8 +41,9 @@ def brute_all(view: MatmulView, arch, objectives=OBJECTIVES) -> dict[str, MapRes
     return {obj: MapResult(m, c, v, "OPTIMAL", v, n, secs) for obj, (v, m, c, _) in best.items()}
 
 
-def brute_mapping(view: MatmulView, arch, objective: str = "edp") -> MapResult:
+def brute_mapping(view: MatmulView, arch, objective: str = "edp", padded: bool = False,
+                  bypass: bool = False) -> MapResult:
     """The optimum for one objective: "latency", "energy", "edp" or "lex"."""
     if objective not in OBJECTIVES:
         raise ValueError(f"unknown objective '{objective}' (expected one of {', '.join(OBJECTIVES)})")
-    return brute_all(view, arch, (objective,))[objective]
+    return brute_all(view, arch, (objective,), padded, bypass)[objective]

@@ -18,7 +18,9 @@ of real size (BERT, LLaMA GEMMs and attention) in seconds:
    every factor at its minimum over the classes is a lower bound for all its orders. Tilings are
    expanded in increasing bound order until the bound exceeds the best value found
    (``prune=False`` expands every tiling: plain enumeration).
-5. Ties: the first mapping in space.enumerate_mappings order wins (brute_all picks the smallest
+5. Padded tiles (``padded=True``, two levels): the chains are space.tile_candidates, trips are
+   ceil(extent / tile) and the last write-back is of the last, partial output tile, as in evaluate.
+6. Ties: the first mapping in space.enumerate_mappings order wins (brute_all picks the smallest
    YAML text instead: the same value, possibly another mapping). The winner is re-scored with the
    scalar evaluate, which must give the same value exactly (else AssertionError).
 """
@@ -37,7 +39,8 @@ import numpy as np
 
 from mappers.brute import brute_all
 from mappers.cost import ROLES, _compute_part, evaluate, port_rate
-from mappers.space import OBJECTIVES, MapResult, build_mapping, divisors, level_orders, no_fit_error, objective_of, rank_chains
+from mappers.space import (OBJECTIVES, MapResult, build_mapping, check_padded, level_orders, no_fit_error, objective_of,
+                           rank_chains, tile_candidates)
 from mappers.view import MatmulView
 
 ENTRIES = 1 << 19  # tiling × class-combination entries scored at once
@@ -96,7 +99,8 @@ class _Tilings:
 class _Space:
     """Everything about (view, arch, unit) that does not depend on the mapping."""
 
-    def __init__(self, view: MatmulView, arch, unit_name: str | None) -> None:
+    def __init__(self, view: MatmulView, arch, unit_name: str | None, padded: bool = False) -> None:
+        check_padded(arch, padded, "brute_vec")
         self.view, self.arch = view, arch
         self.unit = arch.unit(unit_name)
         self.clock = arch.clock_hz(self.unit)
@@ -105,9 +109,9 @@ class _Space:
         self.ranks = ranks = view.ranks
         self.R = len(ranks)
         self.extents = np.array([view.sizes[r] for r in ranks], dtype=np.int64)
-        self.chains = [np.array(rank_chains(view.sizes[r], L), dtype=np.int64).reshape(-1, L - 1) for r in ranks]
+        self.chains = [np.array(rank_chains(view.sizes[r], L, padded), dtype=np.int64).reshape(-1, L - 1) for r in ranks]
         self.shape = tuple(len(c) for c in self.chains)
-        self.divs = [np.array(divisors(view.sizes[r]), dtype=np.int64) for r in ranks]
+        self.divs = [np.array(tile_candidates(view.sizes[r], padded), dtype=np.int64) for r in ranks]
         self.idx = {role: [ranks.index(r) for r in view.ranks_of(role)] for role in ROLES}
         self.irr_idx = {role: [i for i, r in enumerate(ranks) if r not in view.ranks_of(role)] for role in ROLES}
         self.rel_mask = {role: sum(1 << i for i in self.idx[role]) for role in ROLES}
@@ -207,7 +211,7 @@ class _Space:
         """The per-tiling terms of the (valid) tilings numbered ``flat``."""
         L, eb = self.L, self.view.elem_bytes
         tiles = self.tiles_of(flat)
-        trips = tiles[:-1] // tiles[1:]
+        trips = -(-tiles[:-1] // tiles[1:])
         masks = ((trips > 1) * (1 << np.arange(self.R))).sum(-1)
         first_load = np.zeros(len(flat), dtype=np.int64)
         last_store = np.zeros(len(flat), dtype=np.int64)
@@ -220,8 +224,9 @@ class _Space:
                 per_port[key] = per_port.get(key, 0) + transfer_cycles(nbytes, rate)
                 sub[key] = sub[key] + nbytes
             first_load += reduce(np.maximum, per_port.values())
+        last = tiles[0] - (trips[0] - 1) * tiles[1]  # cost.last_tile_size at level 1 (partial only if padded)
         for b in range(L - 1, 0, -1):
-            nbytes = np.prod(tiles[b][:, self.idx["output"]], axis=1) * eb["output"]
+            nbytes = np.prod((last if b == 1 else tiles[b])[:, self.idx["output"]], axis=1) * eb["output"]
             key, rate = self.port[b, "output", "write"]
             last_store += transfer_cycles(nbytes, rate)
             sub[key] = sub[key] + nbytes
@@ -311,7 +316,7 @@ class _Space:
         digits = np.unravel_index(combo, (self.C,) * (self.L - 1))
         orders = []
         for j in range(self.L - 1):
-            trips = {r: int(tiles[j][i] // tiles[j + 1][i]) for i, r in enumerate(self.ranks)}
+            trips = {r: int(-(-tiles[j][i] // tiles[j + 1][i])) for i, r in enumerate(self.ranks)}
             mask = sum(1 << i for i, r in enumerate(self.ranks) if trips[r] > 1)
             orders.append(level_orders(self.view, trips)[self.first[mask, digits[j]]])
         levels = [{r: int(tiles[j][i]) for i, r in enumerate(self.ranks)} for j in range(1, self.L)]
@@ -355,16 +360,17 @@ def _beyond(bound: tuple, best: tuple) -> bool:
 
 
 def brute_vec_all(view: MatmulView, arch, objectives=OBJECTIVES, unit_name: str | None = None,
-                  prune: bool = True) -> dict[str, MapResult]:
+                  prune: bool = True, padded: bool = False) -> dict[str, MapResult]:
     """The optimum for every objective in ``objectives`` ("latency", "energy", "edp", "lex") over
-    the whole mapspace; see the module docstring. ``evaluated`` is the space's mapping count."""
+    the whole mapspace (``padded``: with imperfect tiles); see the module docstring. ``evaluated``
+    is the space's mapping count."""
     for obj in objectives:
         if obj not in OBJECTIVES:
             raise ValueError(f"unknown objective '{obj}' (expected one of {', '.join(OBJECTIVES)})")
     start = time.perf_counter()
     if len(arch.memories) < 2:  # one mapping only
         return brute_all(view, arch, objectives)
-    sp = _Space(view, arch, unit_name)
+    sp = _Space(view, arch, unit_name, padded)
     ncombo = sp.C ** (sp.L - 1)
     per_batch = max(1, ENTRIES // ncombo)
     flats, lat_lb, e_lb = [], [], []
@@ -413,6 +419,7 @@ def brute_vec_all(view: MatmulView, arch, objectives=OBJECTIVES, unit_name: str 
             for obj, r in out.items()}
 
 
-def brute_vec_mapping(view: MatmulView, arch, objective: str = "edp", unit_name: str | None = None) -> MapResult:
+def brute_vec_mapping(view: MatmulView, arch, objective: str = "edp", unit_name: str | None = None,
+                      padded: bool = False) -> MapResult:
     """The optimum for one objective (see brute_vec_all)."""
-    return brute_vec_all(view, arch, (objective,), unit_name)[objective]
+    return brute_vec_all(view, arch, (objective,), unit_name, padded=padded)[objective]

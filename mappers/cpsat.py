@@ -1,7 +1,8 @@
 """The optimal per-Einsum mapper: an exact integer CP-SAT model of mappers.cost.evaluate.
 
-It searches the space of mappers.space (perfect divisor tiles, one loop order per outer level)
-and encodes the cost model term by term, so its optimum is the brute-force oracle's:
+It searches the space of mappers.space (perfect divisor tiles, one loop order per outer level;
+optionally padded tiles or bypass at middle levels) and encodes the cost model term by term, so
+its optimum is the brute-force oracle's:
 
 - tiles: one divisor-domain variable per (level, rank); trips link them (t_j = trip_j · t_{j+1});
 - every term that depends on one level's tile only (compute cycles with the fold closed form and
@@ -14,7 +15,12 @@ and encodes the cost model term by term, so its optimum is the brute-force oracl
   (array-side traffic is inside compute, as in evaluate); the ceilings are exact integer
   inequalities with rate_p = num/den (the rate's decimal value);
 - energy in integer units of 1/Q pJ (Q = common denominator of the pJ-per-byte values);
-- EDP = energy × latency, after min-latency and min-energy phases that give an incumbent bound.
+- bypass: a boolean per (middle level, role) says the level keeps the role; the tables of a level
+  and of the levels inside it carry those booleans as columns (capacity, and which level a first
+  load or last write-back crosses from); a boundary term (a → b) counts when a and b keep the role
+  and no level between them does;
+- EDP = energy × latency in one solve, its domains cut by bounds from the tables and by a quick
+  search's mapping.
 """
 
 from __future__ import annotations
@@ -24,11 +30,14 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from fractions import Fraction
+from itertools import combinations, product
 from math import prod
 
-from mappers.cost import _compute_part, evaluate, port_rate, transfer_cycles
+from mappers.cost import _compute_part, evaluate, last_tile_size, port_rate, transfer_cycles
 from mappers.errors import MappingError
-from mappers.space import MapResult, build_mapping, canonical_order, divisors, fits, no_fit_error, objective_of
+from arch.schema import ROLES
+from mappers.space import (BYPASS_SETS, MapResult, build_mapping, canonical_order, check_padded, fits, no_fit_error,
+                           objective_of, tile_candidates)
 from mappers.view import MatmulView
 
 INT_LIMIT = 2**62  # keep every variable's bound below this (int64 safety)
@@ -68,14 +77,19 @@ class _Table:
 class _Problem:
     """Everything solver-independent: tables, port rates, energy coefficients."""
 
-    def __init__(self, view: MatmulView, arch, unit_name: str | None = None) -> None:
+    def __init__(self, view: MatmulView, arch, unit_name: str | None = None, padded: bool = False,
+                 bypass: bool = False) -> None:
         self.view, self.arch = view, arch
         self.unit = arch.unit(unit_name)
         self.clock = arch.clock_hz(self.unit)
         self.mems = arch.memories
         self.L = len(self.mems)
         self.ranks = view.ranks
-        self.divs = {r: divisors(view.sizes[r]) for r in self.ranks}
+        check_padded(arch, padded, "cpsat mapper")
+        self.padded = padded
+        self.middle = list(range(1, self.L - 1)) if bypass else []  # levels that may bypass roles
+        self.divs = {r: tile_candidates(view.sizes[r], padded) for r in self.ranks}
+        self.trips = {r: sorted({-(-view.sizes[r] // t) for t in self.divs[r]}) for r in self.ranks}
         self.rates: dict = {}  # port key -> Fraction bytes/cycle, or None when unbounded
         mems = self.mems
         # Energy per byte, exact.
@@ -83,29 +97,32 @@ class _Problem:
         for m in mems:
             coef[f"{m.name}.read"] = _exact(m.read_pj_per_word) / Fraction(m.word_bits, 8)
             coef[f"{m.name}.write"] = _exact(m.write_pj_per_word) / Fraction(m.word_bits, 8)
-        self.link_e: dict[int, Fraction] = {}
-        for b in range(1, self.L):
-            link = arch.link_between(mems[b - 1].name, mems[b].name)
-            self.link_e[b] = Fraction(0) if link is None else \
+        # Level pairs (a, b) a role's tiles may cross: adjacent ones, any a < b with bypass.
+        self.pairs = [(a, b) for b in range(1, self.L) for a in range(b) if a == b - 1 or self.middle]
+        self.link_e: dict[tuple[int, int], Fraction] = {}
+        for a, b in self.pairs:
+            link = arch.link_between(mems[a].name, mems[b].name)
+            self.link_e[a, b] = Fraction(0) if link is None else \
                 (8 * _exact(link.energy.pj) if link.energy.per_bit else _exact(link.energy.pj))
         mac = _exact(self.unit.op_cost("mac")[1])
         self.Q = math.lcm(*(c.denominator for c in list(coef.values()) + list(self.link_e.values()) + [mac]))
         self.coef = coef
         self.full = {role: _as_int(prod(view.sizes[r] for r in view.ranks_of(role)) * view.elem_bytes[role], role)
                      for role in ("input", "weight", "output")}
-        # Boundary terms: (b, role, kind, port key, energy per byte as Fraction); kind: "rd" R·|T|,
-        # "rd-1" (R-1)·|T|, "wr" R·|T|.
+        # Boundary terms: (a, b, role, kind, port key, energy per byte as Fraction), counted when
+        # the role's tiles cross from level a to level b (always, without bypass); kind: "rd"
+        # R·|T|, "rd-1" (R-1)·|T|, "wr" R·|T|, R the reps of boundary b.
         self.terms = []
-        for b in range(1, self.L):
-            outer, inner = mems[b - 1], mems[b]
-            le = self.link_e[b]
+        for a, b in self.pairs:
+            outer, inner = mems[a], mems[b]
+            le = self.link_e[a, b]
             for role in ("input", "weight"):
                 key = self._key(outer, role, "read", inner.name)
-                self.terms.append((b, role, "rd", key, coef[f"{outer.name}.read"] + coef[f"{inner.name}.write"] + le))
+                self.terms.append((a, b, role, "rd", key, coef[f"{outer.name}.read"] + coef[f"{inner.name}.write"] + le))
             key = self._key(outer, "output", "read", inner.name)
-            self.terms.append((b, "output", "rd-1", key, coef[f"{outer.name}.read"] + coef[f"{inner.name}.write"] + le))
+            self.terms.append((a, b, "output", "rd-1", key, coef[f"{outer.name}.read"] + coef[f"{inner.name}.write"] + le))
             key = self._key(outer, "output", "write", inner.name)
-            self.terms.append((b, "output", "wr", key, coef[f"{outer.name}.write"] + coef[f"{inner.name}.read"] + le))
+            self.terms.append((a, b, "output", "wr", key, coef[f"{outer.name}.write"] + coef[f"{inner.name}.read"] + le))
         self.const_energy = view.macs * mac
         self.tables = [self._table(lv) for lv in range(1, self.L)]
         if any(not t.rows for t in self.tables):
@@ -124,9 +141,13 @@ class _Problem:
         """A lower bound on energy (1/Q pJ): MACs, the least array-side energy, and every boundary
         term at its compulsory count (each tensor moved once, no partial-sum re-reads)."""
         e = self.const_energy * self.Q + min(self.tables[-1].feats["arrE"])
-        for _, role, kind, _, coef in self.terms:
+        per_pair: Counter = Counter()
+        for a, b, role, kind, _, coef in self.terms:
             if kind != "rd-1":
-                e += self.full[role] * coef * self.Q
+                per_pair[role, a, b] += self.full[role] * coef * self.Q
+        for role in ("input", "weight", "output"):  # the cheapest path of kept levels from 0 to L-1
+            paths = [[0, *kept, self.L - 1] for n in range(len(self.middle) + 1) for kept in combinations(self.middle, n)]
+            e += min(sum(per_pair[role, a, b] for a, b in zip(path, path[1:])) for path in paths)
         return max(1, math.floor(e))
 
     def _key(self, memory, role: str, direction: str, peer: str | None):
@@ -139,46 +160,68 @@ class _Problem:
         return key
 
     def _table(self, lv: int) -> _Table:
-        """Fitting tiles of level ``lv`` with their first-load, last-store (and compute) terms."""
-        from itertools import product
-
+        """Fitting tiles of level ``lv`` with their first-load, last-store (and compute) terms;
+        with bypass, one row per tile and bypass sets of the middle levels down to ``lv`` (they
+        decide what fits and which level each first load and last write-back crosses from)."""
         view, mems = self.view, self.mems
-        outer, inner = mems[lv - 1], mems[lv]
-        # The three ports a level-lv tile's first load and last store use (rates fixed per port).
+        inner = mems[lv]
+        ctx = [j for j in self.middle if j <= lv]
+        # The ports a level-lv tile's first load and last store use, per source level a.
         ports = {}
-        for role, direction in (("input", "read"), ("weight", "read"), ("output", "write")):
-            key = self._key(outer, role, direction, inner.name)
-            ports[role] = (key, port_rate(self.arch, outer, role, direction, self.clock, inner.name)[1])
+        for a in range(lv):
+            if a == lv - 1 or self.middle:
+                for role, direction in (("input", "read"), ("weight", "read"), ("output", "write")):
+                    key = self._key(mems[a], role, direction, inner.name)
+                    ports[a, role] = (key, port_rate(self.arch, mems[a], role, direction, self.clock, inner.name)[1])
         innermost = lv == self.L - 1
         k_ranks = view.groups["k"]
         compute_memo: dict = {}
+        shape_memo: dict = {}  # per compute-tile shape: duration and array accesses (_compute_part)
         tab = _Table(lv)
         rows_feats: list[dict] = []
-        for combo in product(*(self.divs[r] for r in self.ranks)):
+        for combo, skips in product(product(*(self.divs[r] for r in self.ranks)), product(*(BYPASS_SETS for _ in ctx))):
             tile = dict(zip(self.ranks, combo))
-            if not fits(view, inner, tile):
+            by = dict(zip(ctx, skips))
+            if not fits(view, inner, tile, by.get(lv, ())):
                 continue
             f: Counter = Counter()
+            for j, skip in by.items():
+                for role in ROLES:
+                    f[("keep", j, role)] = int(role not in skip)
+
+            def source(role: str) -> int:
+                """The level the role's tiles cross from into level lv: the nearest one keeping it."""
+                return max(j for j in range(lv) if role not in by.get(j, ()))
+
             per_port: Counter = Counter()
             for role in ("input", "weight"):
+                if role in by.get(lv, ()):
+                    continue
                 nbytes = view.tile_bytes(role, tile)
-                key, rate = ports[role]
+                key, rate = ports[source(role), role]
                 per_port[key] += transfer_cycles(nbytes, rate)
                 f[("sub", key)] += _as_int(nbytes, f"{role} tile")
             f["fl"] = max(per_port.values(), default=0)
-            nbytes = view.tile_bytes("output", tile)
-            key, rate = ports["output"]
-            f["ls"] = transfer_cycles(nbytes, rate)
-            f[("sub", key)] += _as_int(nbytes, "output tile")
+            f["ls"] = 0
+            if "output" not in by.get(lv, ()):
+                # the last write-back is of the last (possibly partial) output tile
+                nbytes = view.tile_bytes("output", {r: last_tile_size(view.sizes[r], [tile[r]]) for r in self.ranks})
+                key, rate = ports[source("output"), "output"]
+                f["ls"] = transfer_cycles(nbytes, rate)
+                f[("sub", key)] += _as_int(nbytes, "output tile")
+            if self.padded:  # trips are ceil(extent / tile): a table column, not a product
+                for r in self.ranks:
+                    f[("trip", r)] = -(-view.sizes[r] // tile[r])
             if innermost:
                 # With perfect tiles the compute part depends only on the tile's (b, m, n, k),
                 # how many tiles there are and how many of them are first k-tiles.
                 count = prod(view.sizes[r] // tile[r] for r in self.ranks)
                 k_count = prod(view.sizes[r] // tile[r] for r in k_ranks)
-                ckey = (view.dims(tile), count, k_count)
+                even = all(view.sizes[r] % tile[r] == 0 for r in self.ranks)
+                ckey = (view.dims(tile), count, k_count) if even else tuple(tile.items())
                 if ckey not in compute_memo:
                     compute, _, _, words = _compute_part(view, self.unit, inner, {r: [tile[r]] for r in self.ranks},
-                                                         self.clock)
+                                                         self.clock, shape_memo)
                     energy = Fraction(0)
                     for (role, direction), w in words.items():
                         nb = _as_int(w * view.elem_bytes[role], "array traffic")
@@ -205,6 +248,12 @@ class _Built:
     edp: object | None = None
     shift: int = 0
     ubs: dict = field(default_factory=dict)
+    keep: dict = field(default_factory=dict)  # (middle level, role) -> bool var: the level holds the role
+
+    @property
+    def decisions(self) -> list:
+        """The variables a solution is read back from (and hinted by)."""
+        return list(self.tile.values()) + list(self.pos.values()) + list(self.keep.values())
 
 
 def _build(p: _Problem, with_edp: bool, caps: tuple[int, int] | None = None) -> _Built:
@@ -215,14 +264,16 @@ def _build(p: _Problem, with_edp: bool, caps: tuple[int, int] | None = None) -> 
     view, L, ranks = p.view, p.L, p.ranks
     m = cp_model.CpModel()
     tile, trip, g, pos = {}, {}, {}, {}
+    keep = {(j, role): m.NewBoolVar(f"keep{j}_{role}") for j in p.middle for role in ROLES}
     for lv in range(1, L):
         for r in ranks:
             tile[lv, r] = m.NewIntVarFromDomain(cp_model.Domain.FromValues(p.divs[r]), f"t{lv}_{r}")
     for j in range(L - 1):
         for r in ranks:
-            trip[j, r] = m.NewIntVarFromDomain(cp_model.Domain.FromValues(p.divs[r]), f"trip{j}_{r}")
-            outer = view.sizes[r] if j == 0 else tile[j, r]
-            m.AddMultiplicationEquality(outer, [trip[j, r], tile[j + 1, r]])
+            trip[j, r] = m.NewIntVarFromDomain(cp_model.Domain.FromValues(p.trips[r]), f"trip{j}_{r}")
+            if not p.padded:  # else the table ties trip0 = ceil(extent / tile) (two levels only)
+                outer = view.sizes[r] if j == 0 else tile[j, r]
+                m.AddMultiplicationEquality(outer, [trip[j, r], tile[j + 1, r]])
             g[j, r] = m.NewBoolVar(f"g{j}_{r}")
             m.Add(trip[j, r] >= 2).OnlyEnforceIf(g[j, r])
             m.Add(trip[j, r] <= 1).OnlyEnforceIf(g[j, r].Not())
@@ -245,7 +296,12 @@ def _build(p: _Problem, with_edp: bool, caps: tuple[int, int] | None = None) -> 
         vars_ = [tile[lv, r] for r in ranks]
         cols = []
         for name, values in tab.feats.items():
-            v = m.NewIntVar(min(values), max(values), f"{name}@{lv}")
+            if isinstance(name, tuple) and name[0] == "trip":  # padded: the row fixes the trip
+                v = trip[lv - 1, name[1]]
+            elif isinstance(name, tuple) and name[0] == "keep":  # bypass: the row fixes what is kept
+                v = keep[name[1], name[2]]
+            else:
+                v = m.NewIntVar(min(values), max(values), f"{name}@{lv}")
             feat[lv, name] = v
             feat_ub[lv, name] = max(values)
             vars_.append(v)
@@ -287,7 +343,7 @@ def _build(p: _Problem, with_edp: bool, caps: tuple[int, int] | None = None) -> 
                             m.AddImplication(lit, z)
                     else:
                         m.Add(z == 0)
-                    rf = m.NewIntVarFromDomain(cp_model.Domain.FromValues(p.divs[u]), f"rf{b}_{role}_{j}_{u}")
+                    rf = m.NewIntVarFromDomain(cp_model.Domain.FromValues(p.trips[u]), f"rf{b}_{role}_{j}_{u}")
                     m.Add(rf == trip[j, u]).OnlyEnforceIf(z)
                     m.Add(rf == 1).OnlyEnforceIf(z.Not())
                     factors.append(rf)
@@ -302,9 +358,35 @@ def _build(p: _Problem, with_edp: bool, caps: tuple[int, int] | None = None) -> 
     rest: dict = {k: [] for k in p.rates}
     rest_ub: Counter = Counter()
     energy_terms, energy_ub = [], int(p.const_energy * p.Q)
-    for b, role, kind, key, e in p.terms:
+    crosses: dict = {}
+
+    def crossing(a: int, b: int, role: str):
+        """1 when the role's tiles cross from level a to b: both keep it, none between does."""
+        if (a, b, role) not in crosses:
+            lits = [keep[j, role] for j in (a, b) if (j, role) in keep]
+            lits += [keep[j, role].Not() for j in range(a + 1, b)]
+            if not lits:
+                crosses[a, b, role] = 1
+            else:
+                x = m.NewBoolVar(f"cross{a}_{b}_{role}")
+                m.AddBoolAnd(lits).OnlyEnforceIf(x)
+                m.AddBoolOr([lit.Not() for lit in lits]).OnlyEnforceIf(x.Not())
+                crosses[a, b, role] = x
+        return crosses[a, b, role]
+
+    moved: dict = {}  # (a, b, role) -> reps of boundary b when the role crosses a → b, else 0
+    for a, b, role, kind, key, e in p.terms:
         full = p.full[role]
-        expr = reps[b, role] * full - (full if kind == "rd-1" else 0)
+        x = crossing(a, b, role)
+        if (a, b, role) not in moved:
+            if isinstance(x, int):
+                moved[a, b, role] = reps[b, role]
+            else:
+                y = m.NewIntVar(0, reps_ub[b, role], f"moved{a}_{b}_{role}")
+                m.Add(y == reps[b, role]).OnlyEnforceIf(x)
+                m.Add(y == 0).OnlyEnforceIf(x.Not())
+                moved[a, b, role] = y
+        expr = moved[a, b, role] * full - (full * x if kind == "rd-1" else 0)
         ub = reps_ub[b, role] * full
         rest[key].append(expr)
         rest_ub[key] += ub
@@ -356,7 +438,7 @@ def _build(p: _Problem, with_edp: bool, caps: tuple[int, int] | None = None) -> 
     _check_int64(view, "latency", lat_ub)
     latency = m.NewIntVar(0, lat_ub, "latency")
     m.Add(latency == mid + sum(feat[lv, "fl"] + feat[lv, "ls"] for lv in range(1, L)))
-    built = _Built(m, tile, trip, pos, latency, energy, ubs={"energy": energy_ub, "latency": lat_ub})
+    built = _Built(m, tile, trip, pos, latency, energy, ubs={"energy": energy_ub, "latency": lat_ub}, keep=keep)
     if with_edp:
         shift = 0
         while (energy_ub >> shift) * lat_ub >= INT_LIMIT:
@@ -389,7 +471,7 @@ def _solve(built: _Built, objective_var, limit: float, seed: int, workers: int, 
 
     m = built.model
     m.Minimize(objective_var)
-    decision = list(built.tile.values()) + list(built.pos.values())
+    decision = built.decisions
     if hint:
         m.ClearHints()
         for v in decision:
@@ -416,7 +498,8 @@ def _mapping_from(p: _Problem, values: dict):
     for j in range(L - 1):
         trips = {r: values[f"trip{j}_{r}"] for r in p.ranks}
         orders.append(canonical_order(view, trips, lambda r, j=j: values[f"pos{j}_{r}"]))
-    return build_mapping(view, p.arch, tiles, orders, p.unit.name)
+    bypass = [tuple(r for r in ROLES if values.get(f"keep{lv}_{r}", 1) == 0) for lv in range(1, L)]
+    return build_mapping(view, p.arch, tiles, orders, p.unit.name, bypass)
 
 
 def _hint_of(p: _Problem, mapping) -> dict:
@@ -424,25 +507,29 @@ def _hint_of(p: _Problem, mapping) -> dict:
     values = {f"t{lv}_{r}": mapping.levels[lv].tile[r] for lv in range(1, p.L) for r in p.ranks}
     for j in range(p.L - 1):
         values.update({f"pos{j}_{r}": i for i, r in enumerate(mapping.levels[j].order)})
+    values.update({f"keep{j}_{r}": int(r not in mapping.levels[j].bypass) for j in p.middle for r in ROLES})
     return values
 
 
 def cpsat_mapping(view: MatmulView, arch, objective: str = "edp", time_limit_s: float = 10.0, seed: int = 0,
-                  workers: int = 2, unit_name: str | None = None) -> MapResult:
+                  workers: int = 2, unit_name: str | None = None, padded: bool = False,
+                  bypass: bool = False) -> MapResult:
     """The optimal mapping of ``view`` for "latency", "energy", "edp" or "lex", by CP-SAT.
 
     Status is OPTIMAL when proven, FEASIBLE when the time limit cut the search (``bound`` is then
     the best proven lower bound, in the objective's units). Every phase starts from a quick
-    seeded search's mapping as a hint, so a time limit always leaves an answer."""
+    seeded search's mapping as a hint, so a time limit always leaves an answer. ``padded`` adds
+    imperfect tiles (two levels); ``bypass`` lets middle levels skip operands (three or more)."""
     if objective not in ("latency", "energy", "edp", "lex"):
         raise ValueError(f"unknown objective '{objective}' (expected latency, energy, edp or lex)")
     start = time.perf_counter()
     deadline = start + time_limit_s
-    p = _Problem(view, arch, unit_name)
+    p = _Problem(view, arch, unit_name, padded, bypass)
     from mappers.search import search_mapping
 
     start_point = search_mapping(view, arch, "latency" if objective == "lex" else objective, samples=200,
-                                 anneal_steps=400, seed=seed, unit_name=unit_name)
+                                 anneal_steps=400, seed=seed, unit_name=unit_name, padded=padded,
+                                 bypass=bypass)
     seeded = _hint_of(p, start_point.mapping)
 
     def left(share: float = 1.0) -> float:
@@ -507,8 +594,7 @@ def _band_minimum(built: _Built, edp_cap: int, limit: float, seed: int, incumben
     m.ClearObjective()
     m.ClearHints()
     m.Add(built.edp <= edp_cap)
-    decision = list(built.tile.values()) + list(built.pos.values())
-    keep = decision + list(built.trip.values())
+    keep = built.decisions + list(built.trip.values())
 
     class Collect(cp_model.CpSolverSolutionCallback):
         def __init__(self) -> None:

@@ -97,11 +97,16 @@ def _mapper_flags(parser) -> None:
     group.add_argument("--objective", choices=["latency", "energy", "edp", "lex"], default="edp",
                        help="what cpsat and search minimise (default edp)")
     group.add_argument("--time-limit", type=float, default=10.0, metavar="S", help="cpsat's limit per GEMM shape in seconds (default 10)")
+    group.add_argument("--padded", action="store_true",
+                       help="cpsat/search: also imperfect tiles, ceil(extent/T) for every trip count T (two memory levels)")
+    group.add_argument("--bypass", action="store_true",
+                       help="cpsat/search: let middle memory levels skip operands (three or more levels)")
 
 
 def _mapper(args) -> dict:
     """The mapper flags as keywords for ``evaluate``."""
-    return {"mapper": args.mapper, "objective": args.objective, "time_limit_s": args.time_limit}
+    return {"mapper": args.mapper, "objective": args.objective, "time_limit_s": args.time_limit,
+            "padded": args.padded, "bypass": args.bypass}
 
 
 def _lowering(args) -> dict:
@@ -231,7 +236,7 @@ def _map(args) -> int:
     from sim.run import _cached_gemm_mapping
 
     arch = resolve_arch(args.arch)
-    how = (args.mapper, args.objective, args.time_limit)
+    how = (args.mapper, args.objective, args.time_limit, args.padded, args.bypass)
     cache: dict = {}
     out, seen = [], set()
     for seg in resolve_workload(args.workload, **_lowering(args)):

@@ -15,7 +15,7 @@ from math import prod
 from mappers import MappingError, check_mapping, default_mapping, energy_breakdown, evaluate as model_cost, matmul_view
 from mappers.mapping import LevelMapping, Mapping
 from mappers.search import search_mapping
-from mappers.space import OBJECTIVES, divisors
+from mappers.space import BYPASS_SETS, OBJECTIVES, tile_candidates
 from mappers.vector import gather_view, vector_cost, vector_mapping, vector_unit, vector_view
 from sim.engine import simulate, simulate_vector
 from sim.inputs import resolve_arch, resolve_mappings, resolve_workload
@@ -27,7 +27,8 @@ CPSAT_MAX_TABLE_ROWS = 200_000  # more tiles to enumerate: building the tables a
 
 
 def evaluate(arch, workload, *, mappings=None, trace: bool = False, cache: dict | None = None, mapper: str = "greedy",
-             objective: str = "edp", time_limit_s: float = 10, **lowering) -> RunResult:
+             objective: str = "edp", time_limit_s: float = 10, padded: bool = False, bypass: bool = False,
+             **lowering) -> RunResult:
     """Simulate ``workload`` on ``arch``, Einsum after Einsum.
 
     ``arch``: an Architecture, a preset name or a YAML / SCALE-Sim .cfg path. ``workload``: a
@@ -40,12 +41,14 @@ def evaluate(arch, workload, *, mappings=None, trace: bool = False, cache: dict 
     ``mapper``: how GEMM Einsums without a given mapping are mapped: "greedy" (default_mapping),
     "cpsat" (cpsat_mapping for ``objective`` within ``time_limit_s``; see ``_solve_gemm`` for when
     it falls back to "search") or "search" (search_mapping); the mapping's notes name the mapper.
+    ``padded`` (two memory levels) and ``bypass`` (three or more) widen cpsat's and search's
+    mapspace with imperfect tiles and with middle levels that skip operands (mappers.space).
     """
     if mapper not in MAPPERS:
         raise MappingError(f"unknown mapper '{mapper}' (expected one of {', '.join(MAPPERS)})")
     if objective not in OBJECTIVES:
         raise MappingError(f"unknown objective '{objective}' (expected one of {', '.join(OBJECTIVES)})")
-    how = (mapper, objective, time_limit_s)
+    how = (mapper, objective, time_limit_s, padded, bypass)
     arch = resolve_arch(arch)
     segments = resolve_workload(workload, **lowering)
     given = resolve_mappings(mappings)
@@ -107,17 +110,21 @@ def _cached_gemm_mapping(view, arch, cache: dict, scope: str, how: tuple = ("gre
         cache[key] = (_solve_gemm(view, arch, _matmul_unit(arch), *how), view.ranks)
     mapping, ranks = cache[key]
     rename = dict(zip(ranks, view.ranks))
-    levels = tuple(LevelMapping(lv.memory, {rename[r]: t for r, t in lv.tile.items()}, tuple(rename[r] for r in lv.order))
-                   for lv in mapping.levels)
+    levels = tuple(LevelMapping(lv.memory, {rename[r]: t for r, t in lv.tile.items()}, tuple(rename[r] for r in lv.order),
+                                lv.bypass) for lv in mapping.levels)
     return Mapping(view.einsum, mapping.unit, mapping.dataflow, levels, dict(mapping.notes))
 
 
-def cpsat_table_rows(view, arch) -> int:
-    """How many tiles CP-SAT's per-level tables enumerate (the product of every rank's divisor count, per level)."""
-    return (len(arch.memories) - 1) * prod(len(divisors(n)) for n in view.sizes.values())
+def cpsat_table_rows(view, arch, padded: bool = False, bypass: bool = False) -> int:
+    """How many rows CP-SAT's per-level tables enumerate: per level the product of every rank's
+    tile candidates, times 8 per middle level at or above it with ``bypass``."""
+    depth = len(arch.memories)
+    tiles = prod(len(tile_candidates(n, padded)) for n in view.sizes.values())
+    return sum(tiles * len(BYPASS_SETS) ** (min(lv, depth - 2) if bypass else 0) for lv in range(1, depth))
 
 
-def _solve_gemm(view, arch, unit: str, mapper: str = "greedy", objective: str = "edp", time_limit_s: float = 10) -> Mapping:
+def _solve_gemm(view, arch, unit: str, mapper: str = "greedy", objective: str = "edp", time_limit_s: float = 10,
+                padded: bool = False, bypass: bool = False) -> Mapping:
     """One GEMM's mapping by ``mapper``, with {"mapper": …, "status": …, "bound": …} in its notes.
 
     "cpsat" falls back to search_mapping (notes: mapper "search", fallback "<why>") when its
@@ -131,14 +138,14 @@ def _solve_gemm(view, arch, unit: str, mapper: str = "greedy", objective: str = 
         return default_mapping(view, arch, unit)  # no notes, as before: no notes means greedy
     fallback = ""
     if mapper == "cpsat":
-        rows = cpsat_table_rows(view, arch)
+        rows = cpsat_table_rows(view, arch, padded, bypass)
         if len(view.ranks) > CPSAT_MAX_RANKS or rows > CPSAT_MAX_TABLE_ROWS:
             fallback = f"{len(view.ranks)} ranks, {rows} table rows"
         else:
             from mappers.cpsat import cpsat_mapping
 
             try:
-                r = cpsat_mapping(view, arch, objective, time_limit_s, unit_name=unit)
+                r = cpsat_mapping(view, arch, objective, time_limit_s, unit_name=unit, padded=padded, bypass=bypass)
                 return replace(r.mapping, notes={"mapper": "cpsat", "status": r.status, "bound": _plain(r.bound)})
             except (NotImplementedError, OverflowError, TypeError) as err:  # not modelled, or beyond int64
                 fallback = f"{type(err).__name__}: {str(err).splitlines()[0][:120]}"
@@ -146,7 +153,7 @@ def _solve_gemm(view, arch, unit: str, mapper: str = "greedy", objective: str = 
                 if not str(err).startswith("cpsat mapper:"):
                     raise  # nothing fits: the user must hear it
                 fallback = str(err)
-    r = search_mapping(view, arch, objective, unit_name=unit)
+    r = search_mapping(view, arch, objective, unit_name=unit, padded=padded, bypass=bypass)
     notes = {"mapper": "search", "status": r.status, "evaluated": r.evaluated}
     return replace(r.mapping, notes=notes | ({"fallback": fallback} if fallback else {}))
 

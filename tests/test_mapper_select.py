@@ -157,3 +157,55 @@ def test_infeasible_map_is_one_line_exit_2(files, capsys, mapper):
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("einsim: error:") and "buffer" in err and " B" in err
     assert not (files / "x.yaml").exists()
+
+
+def test_search_over_padded_and_bypass_spaces():
+    """search and the random sampler honour padded tiles and bypass: their mappings are valid,
+    lie in the wider space, and never beat its exact optimum."""
+    two = make_arch(4, 4, "os", dram_bw="8 GB/s", buf_bw="16 GB/s", capacity="2 KiB")
+    three = make_arch(4, 4, "os", dram_bw="2 GB/s", buf_bw="16 GB/s", capacity="256 B", extra_level="1 KiB")
+    for arch, view, kw in ((two, gemm(13, 7, 9), {"padded": True}), (three, gemm(12, 8, 8), {"bypass": True})):
+        best = brute_mapping(view, arch, "edp", **kw)
+        found = search_mapping(view, arch, "edp", **kw)
+        check_mapping(found.mapping, view, arch)
+        assert found.objective_value >= best.objective_value
+        drawn = random_valid_mappings(view, arch, 60, seed=1, **kw)
+        for m in drawn:
+            check_mapping(m, view, arch)
+        if "padded" in kw:
+            assert any(view.sizes[r] % m.levels[1].tile[r] for m in drawn for r in view.ranks)
+        else:
+            assert len({m.levels[1].bypass for m in drawn}) > 1
+
+
+def test_map_padded_writes_uneven_tiles_that_run_reproduces(files, capsys):
+    """``einsim map --padded`` on a prime-sized GEMM: an OPTIMAL mapping no worse than the
+    perfect-factor one, with trips ceil(extent / tile), that ``run --mapping`` simulates as solved."""
+    arch = files / "small.yaml"
+    out = files / "padded.yaml"
+    wl = "gemm:13,7,9"
+    assert main(["map", "--arch", str(arch), "--workload", wl, "--mapper", "cpsat", "--padded", "-o", str(out)]) == 0
+    capsys.readouterr()
+    data = yaml.safe_load(out.read_text())[0]
+    assert data["notes"]["mapper"] == "cpsat" and data["notes"]["status"] == "OPTIMAL"
+    import json
+
+    assert main(["run", "--arch", str(arch), "--workload", wl, "--mapping", str(out), "--json"]) == 0
+    given = json.loads(capsys.readouterr().out)
+    assert main(["run", "--arch", str(arch), "--workload", wl, "--mapper", "cpsat", "--padded", "--json"]) == 0
+    padded = json.loads(capsys.readouterr().out)
+    assert main(["run", "--arch", str(arch), "--workload", wl, "--mapper", "cpsat", "--json"]) == 0
+    perfect = json.loads(capsys.readouterr().out)
+    assert given["latency_cycles"] == padded["latency_cycles"]
+    assert padded["latency_cycles"] * padded["energy_pj"] <= perfect["latency_cycles"] * perfect["energy_pj"]
+
+
+def test_padded_on_three_levels_is_one_line_exit_2(files, capsys):
+    three = SMALL_ARCH.replace("  - name: buffer\n", "  - name: l2\n    capacity: 1 MiB\n    word_bits: 16\n"
+                               "    ports: [{name: rw, bandwidth: 16 GB/s}]\n    read_energy: 20 pJ\n"
+                               "    write_energy: 20 pJ\n  - name: buffer\n")
+    (files / "three.yaml").write_text(three)
+    code = main(["map", "--arch", str(files / "three.yaml"), "--workload", "gemm:13,7,9", "--mapper", "cpsat",
+                 "--padded", "-o", str(files / "x.yaml")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "padded tiles need two memory levels" in err
