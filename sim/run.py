@@ -15,7 +15,7 @@ from math import prod
 from mappers import MappingError, check_mapping, default_mapping, energy_breakdown, evaluate as model_cost, matmul_view
 from mappers.mapping import LevelMapping, Mapping
 from mappers.search import search_mapping
-from mappers.space import BYPASS_SETS, OBJECTIVES, tile_candidates
+from mappers.space import BYPASS_SETS, OBJECTIVES, check_padded, tile_candidates
 from mappers.vector import gather_view, vector_cost, vector_mapping, vector_unit, vector_view
 from sim.engine import simulate, simulate_vector
 from sim.inputs import resolve_arch, resolve_mappings, resolve_workload
@@ -136,6 +136,7 @@ def _solve_gemm(view, arch, unit: str, mapper: str = "greedy", objective: str = 
     tile at all still raises MappingError."""
     if mapper == "greedy":
         return default_mapping(view, arch, unit)  # no notes, as before: no notes means greedy
+    check_padded(arch, padded, "--padded")  # before cpsat, whose refusal would send it to search
     fallback = ""
     if mapper == "cpsat":
         rows = cpsat_table_rows(view, arch, padded, bypass)

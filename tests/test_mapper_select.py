@@ -208,4 +208,4 @@ def test_padded_on_three_levels_is_one_line_exit_2(files, capsys):
     code = main(["map", "--arch", str(files / "three.yaml"), "--workload", "gemm:13,7,9", "--mapper", "cpsat",
                  "--padded", "-o", str(files / "x.yaml")])
     err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1 and "padded tiles need two memory levels" in err
+    assert code == 2 and err.count("\n") == 1 and "--padded: padded tiles need two memory levels; 'small' has 3" in err
