@@ -60,6 +60,7 @@ def one(preset: str, label: str, view, time_limit: float, n_random: int, padded:
     from mappers.cost import evaluate
     from mappers.cpsat import _Problem, cpsat_mapping
     from mappers.search import random_valid_mappings, search_mapping
+    from mappers.space import space_size
     from sim.inputs import resolve_arch
     from sim.run import _matmul_unit
 
@@ -71,6 +72,7 @@ def one(preset: str, label: str, view, time_limit: float, n_random: int, padded:
     p = _Problem(view, arch, unit, padded)
     row["table_s"] = time.perf_counter() - t
     row["table_rows"] = sum(len(tab.rows) for tab in p.tables)
+    row["space"] = space_size(view, arch, padded)  # valid mappings: how much of it N random samples can cover
     t = time.perf_counter()
     try:
         r = cpsat_mapping(view, arch, "edp", time_limit, seed=0, workers=2, unit_name=unit, padded=padded)
@@ -101,7 +103,7 @@ def main() -> None:
     views = gemm_views()[: args.only]
     rows = []
     hdr = (f"{'preset':<11} {'workload':<18} {'einsum':<9} {'shape':<20} {'rows':>5} {'table_s':>7} {'solve_s':>7} "
-           f"{'status':<14} {'vs rand%':>8} {'vs srch%':>8} {'rand_n':>6}")
+           f"{'status':<14} {'vs rand%':>8} {'vs srch%':>8} {'rand_n':>6} {'space':>9}")
     print(hdr, flush=True)
     for preset in args.presets:
         for label, view in views:
@@ -110,7 +112,7 @@ def main() -> None:
             imp = "-" if row["cpsat_edp"] is None else f"{100 * (1 - row['cpsat_edp'] / row['random_edp']):.1f}"
             simp = "-" if row["cpsat_edp"] is None else f"{100 * (1 - row['cpsat_edp'] / row['search_edp']):.1f}"
             print(f"{preset:<11} {label:<18} {view.einsum:<9} {row['shape']:<20} {row['table_rows']:>5} {row['table_s']:>7.2f} "
-                  f"{row['solve_s']:>7.2f} {row['status']:<14} {imp:>8} {simp:>8} {row['random_n']:>6}", flush=True)
+                  f"{row['solve_s']:>7.2f} {row['status']:<14} {imp:>8} {simp:>8} {row['random_n']:>6} {row['space']:>9}", flush=True)
             if args.json:
                 print(json.dumps(row), flush=True)
     space = "padded tiles" if args.padded else "perfect factors"
@@ -126,6 +128,8 @@ def main() -> None:
             simp = statistics.mean(100 * (1 - r["cpsat_edp"] / r["search_edp"]) for r in ok)
             line += (f" ({opt} proven optimal); solve time median {statistics.median(times):.2f} s, p95 {pct(times, 95):.2f} s; "
                      f"mean EDP improvement over best-of-random {imp:.1f} %, over search_mapping {simp:.1f} %")
+        spaces = sorted(r["space"] for r in rs)
+        line += f"; valid mappings per Einsum {spaces[0]}–{spaces[-1]} (median {statistics.median(spaces):.0f})"
         failed = sorted({r["status"] for r in rs if r["cpsat_edp"] is None})
         if failed:
             line += f"; unsolved: {', '.join(failed)}"
