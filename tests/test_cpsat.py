@@ -101,10 +101,12 @@ def test_space_enumeration_is_valid_and_distinct() -> None:
         check_mapping(m, v, arch)
 
 
-def test_lex_objective_matches() -> None:
-    v, arch = gemm(16, 24, 32), ARCHS["os2"]()
-    ref = brute_mapping(v, arch, "lex")
-    got = cpsat_mapping(v, arch, "lex", time_limit_s=20.0)
+@pytest.mark.parametrize("arch_name,v,space", [("os2", gemm(16, 24, 32), {}), ("os2", gemm(13, 7, 9), {"padded": True}),
+                                               ("os3-starved", gemm(12, 8, 8), {"bypass": True})], ids=["perfect", "padded", "bypass"])
+def test_lex_objective_matches(arch_name, v, space) -> None:
+    arch = ARCHS[arch_name]()
+    ref = brute_mapping(v, arch, "lex", **space)
+    got = cpsat_mapping(v, arch, "lex", time_limit_s=20.0, **space)
     assert got.status == "OPTIMAL"
     assert got.objective_value[0] == ref.objective_value[0]
     assert _close(got.objective_value[1], ref.objective_value[1])
