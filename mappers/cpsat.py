@@ -15,6 +15,8 @@ its optimum is the brute-force oracle's:
   (array-side traffic is inside compute, as in evaluate); the ceilings are exact integer
   inequalities with rate_p = num/den (the rate's decimal value);
 - energy in integer units of 1/Q pJ (Q = common denominator of the pJ-per-byte values);
+- padded (two levels): tile domains are space.tile_candidates and trip = ⌈extent / tile⌉ is a
+  table column rather than a product constraint;
 - bypass: a boolean per (middle level, role) says the level keeps the role; the tables of a level
   and of the levels inside it carry those booleans as columns (capacity, and which level a first
   load or last write-back crosses from); a boundary term (a → b) counts when a and b keep the role
