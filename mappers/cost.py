@@ -213,7 +213,7 @@ def evaluate(view: MatmulView, mapping: Mapping, arch, memo: dict | None = None)
         crossing[(outer.name, inner.name)] += nbytes
 
     # src[role][b]: the kept level a that role's tiles at kept level b cross from (b - 1 without bypass)
-    src = {role: {b: a for a, b in mapping.kept_pairs(role)} for role in ROLES}
+    src = mapping.sources()
     for b in range(1, depth):
         reps = boundary_reps(mapping, view, b)
         inner = mems[b]

@@ -170,11 +170,10 @@ class _Problem:
         ctx = [j for j in self.middle if j <= lv]
         # The ports a level-lv tile's first load and last store use, per source level a.
         ports = {}
-        for a in range(lv):
-            if a == lv - 1 or self.middle:
-                for role, direction in (("input", "read"), ("weight", "read"), ("output", "write")):
-                    key = self._key(mems[a], role, direction, inner.name)
-                    ports[a, role] = (key, port_rate(self.arch, mems[a], role, direction, self.clock, inner.name)[1])
+        for a in (a for a, b in self.pairs if b == lv):
+            for role, direction in (("input", "read"), ("weight", "read"), ("output", "write")):
+                key = self._key(mems[a], role, direction, inner.name)
+                ports[a, role] = (key, port_rate(self.arch, mems[a], role, direction, self.clock, inner.name)[1])
         innermost = lv == self.L - 1
         k_ranks = view.groups["k"]
         compute_memo: dict = {}

@@ -67,6 +67,10 @@ class Mapping:
         kept = self.kept(role)
         return list(zip(kept, kept[1:]))
 
+    def sources(self) -> dict[str, dict[int, int]]:
+        """Per role, kept level b > 0 -> the level a its tiles cross from (b - 1 without bypass)."""
+        return {role: {b: a for a, b in self.kept_pairs(role)} for role in ROLES}
+
     def to_dict(self, view: MatmulView | None = None) -> dict:
         """Plain-data form (for YAML); ``spatial`` and ``trips`` are written for the reader."""
         levels = []

@@ -153,9 +153,13 @@ def valid_tilings(view: MatmulView, arch, padded: bool = False,
     out = []
     for combo in product(*per_rank):
         tiles = [{r: c[j] for r, c in zip(ranks, combo)} for j in range(depth - 1)]
-        # per level, the bypass sets with which its tile fits (pruned level by level)
-        fitting = [[s for s in opts if ok(j, tile, s)] for j, (tile, opts) in enumerate(zip(tiles, options), start=1)]
-        out += [(tiles, skips) for skips in product(*fitting)]
+        fitting = []  # per level, the bypass sets with which its tile fits; stop at a level where none does
+        for j, (tile, opts) in enumerate(zip(tiles, options), start=1):
+            fitting.append([s for s in opts if ok(j, tile, s)])
+            if not fitting[-1]:
+                break
+        else:
+            out += [(tiles, skips) for skips in product(*fitting)]
     return out
 
 

@@ -72,7 +72,7 @@ def tile_program(view: MatmulView, mapping: Mapping, arch) -> Iterator[Step]:
     tiles = [lv.tile for lv in mapping.levels]
     loops = [(j, r, mapping.trips(j)[r]) for j in range(depth - 1) for r in mapping.levels[j].order]
     role_ranks = {role: view.ranks_of(role) for role in ("input", "weight", "output")}
-    src = {role: {b: a for a, b in mapping.kept_pairs(role)} for role in role_ranks}  # kept level b fetches from a
+    src = mapping.sources()  # role -> {kept level b: the level a it fetches from}
     prev_keys: dict[tuple[int, str], tuple] = {}
     visits: dict[tuple[int, tuple], int] = {}  # (boundary, output tile) -> write-backs so far
     seen_compute: set[tuple] = set()
