@@ -86,14 +86,11 @@ def tile_duration(view: MatmulView, unit, memory, dims: tuple[int, int, int, int
     acc = array_accesses(unit.dataflow, unit.rows, unit.cols, m, n, k, continues)
     moves = {("input", "read"): acc.input_reads, ("weight", "read"): acc.weight_reads,
              ("output", "read"): acc.output_reads, ("output", "write"): acc.output_writes}
-    per_port: Counter = Counter()
-    rates = {}
+    lanes: Counter = Counter()
     for (role, direction), words in moves.items():
         if words:
-            key, rate = port_rate(None, memory, role, direction, clock_hz)
-            per_port[key] += b * words * view.elem_bytes[role]
-            rates[key] = rate
-    stall = max((transfer_cycles(v, rates[key]) for key, v in per_port.items()), default=0)
+            lanes[port_rate(None, memory, role, direction, clock_hz)] += b * words * view.elem_bytes[role]
+    stall = busiest_port(lanes)
     return max(base, stall), base
 
 
@@ -122,12 +119,27 @@ def boundary_loops(mapping: Mapping, b: int) -> list[tuple[str, int]]:
     return [(r, mapping.trips(j)[r]) for j in range(b) for r in mapping.levels[j].order]
 
 
-def pipeline_latency(first_load: int, compute: int, rest_bytes: Counter, rates: dict, last_store: int,
+def port_cycles(lane_bytes: Counter) -> Counter:
+    """Cycles each port is busy, from bytes per lane: a lane is (port key, rate), so a port that
+    serves peers behind links of different speeds sums each peer's bytes at that peer's rate."""
+    cycles: Counter = Counter()
+    for (key, rate), nbytes in lane_bytes.items():
+        cycles[key] += 0.0 if math.isinf(rate) else max(nbytes, 0.0) / rate
+    return cycles
+
+
+def busiest_port(lane_bytes: Counter) -> int:
+    """Whole cycles of the busiest port (the bandwidth side of the roofline bound)."""
+    return max((math.ceil(c - 1e-9) for c in port_cycles(lane_bytes).values()), default=0)
+
+
+def pipeline_latency(first_load: int, compute: int, rest_bytes: Counter, last_store: int,
                      double_buffered: bool) -> int:
     """Latency of a double-buffered tile pipeline: the first tile's loads, then compute
-    overlapped with every other transfer (each port at its rate), then the last write-back.
-    Exact when every transfer hides under compute; a lower estimate when ports contend."""
-    rest = [0.0 if math.isinf(rates[k]) else max(v, 0.0) / rates[k] for k, v in rest_bytes.items()]
+    overlapped with every other transfer (``rest_bytes`` per lane, each port at its rates), then
+    the last write-back. Exact when every transfer hides under compute; a lower estimate when
+    ports contend."""
+    rest = list(port_cycles(rest_bytes).values())
     middle = max([compute] + rest) if double_buffered else compute + sum(rest)
     return first_load + math.ceil(middle - 1e-9) + last_store
 
@@ -195,8 +207,7 @@ def evaluate(view: MatmulView, mapping: Mapping, arch, memo: dict | None = None)
     chain = {r: [mapping.levels[j].tile[r] for j in range(1, depth)] for r in ranks}
     full = {role: prod(view.sizes[r] for r in view.ranks_of(role)) * view.elem_bytes[role] for role in ROLES}
     traffic = {m.name: {view.tensors[role]: {"read": 0.0, "write": 0.0} for role in ROLES} for m in mems}
-    port_bytes: Counter = Counter()  # boundary transfers per port (outer memory's port)
-    rates: dict = {}
+    port_bytes: Counter = Counter()  # boundary bytes per lane: (outer memory's port, rate)
     crossing: Counter = Counter()  # bytes over each boundary, for link energy
 
     def move(role: str, src, dst, nbytes: float, direction: str) -> None:
@@ -207,9 +218,7 @@ def evaluate(view: MatmulView, mapping: Mapping, arch, memo: dict | None = None)
         outer, inner = (src, dst) if direction == "read" else (dst, src)
         traffic[outer.name][t][direction] += nbytes
         traffic[inner.name][t]["write" if direction == "read" else "read"] += nbytes
-        key, rate = port_rate(arch, outer, role, direction, clock, inner.name, memo)
-        port_bytes[key] += nbytes
-        rates[key] = rate
+        port_bytes[port_rate(arch, outer, role, direction, clock, inner.name, memo)] += nbytes
         crossing[(outer.name, inner.name)] += nbytes
 
     # src[role][b]: the kept level a that role's tiles at kept level b cross from (b - 1 without bypass)
@@ -236,10 +245,8 @@ def evaluate(view: MatmulView, mapping: Mapping, arch, memo: dict | None = None)
     for (role, direction), words in array_words.items():
         nbytes = words * view.elem_bytes[role]
         traffic[innermost.name][view.tensors[role]][direction] += nbytes
-        key, rate = port_rate(arch, innermost, role, direction, clock, None, memo)
-        array_port_bytes[key] += nbytes
-        rates[key] = rate
-    busiest = max((transfer_cycles(v, rates[k]) for k, v in (port_bytes + array_port_bytes).items()), default=0)
+        array_port_bytes[port_rate(arch, innermost, role, direction, clock, None, memo)] += nbytes
+    busiest = busiest_port(port_bytes + array_port_bytes)
     bound = max(math.ceil(macs / (unit.rows * unit.cols)), busiest)
 
     # Latency: first tile's loads, then compute overlapped with the remaining transfers, then
@@ -252,17 +259,17 @@ def evaluate(view: MatmulView, mapping: Mapping, arch, memo: dict | None = None)
             if b not in src[role]:
                 continue
             nbytes = prod(chain[r][b - 1] for r in view.ranks_of(role)) * view.elem_bytes[role]
-            key, rate = port_rate(arch, mems[src[role][b]], role, "read", clock, mems[b].name, memo)
+            key, rate = lane = port_rate(arch, mems[src[role][b]], role, "read", clock, mems[b].name, memo)
             per_port[key] += transfer_cycles(nbytes, rate)
-            port_bytes[key] -= nbytes
+            port_bytes[lane] -= nbytes
         first_load += max(per_port.values(), default=0)
     last_store = 0
     for a, b in reversed(mapping.kept_pairs("output")):
         nbytes = prod(last_tile_size(view.sizes[r], chain[r][:b]) for r in view.ranks_of("output")) * view.elem_bytes["output"]
-        key, rate = port_rate(arch, mems[a], "output", "write", clock, mems[b].name, memo)
-        last_store += transfer_cycles(nbytes, rate)
-        port_bytes[key] -= nbytes
-    latency = pipeline_latency(first_load, compute, port_bytes, rates, last_store, innermost.double_buffered)
+        lane = port_rate(arch, mems[a], "output", "write", clock, mems[b].name, memo)
+        last_store += transfer_cycles(nbytes, lane[1])
+        port_bytes[lane] -= nbytes
+    latency = pipeline_latency(first_load, compute, port_bytes, last_store, innermost.double_buffered)
 
     energy = energy_breakdown(arch, unit, traffic, crossing, {"mac": macs})
     return Cost(latency, compute, stall_free, macs, traffic, energy, bound)

@@ -92,7 +92,7 @@ class _Problem:
         self.middle = list(range(1, self.L - 1)) if bypass else []  # levels that may bypass roles
         self.divs = {r: tile_candidates(view.sizes[r], padded) for r in self.ranks}
         self.trips = {r: sorted({-(-view.sizes[r] // t) for t in self.divs[r]}) for r in self.ranks}
-        self.rates: dict = {}  # port key -> Fraction bytes/cycle, or None when unbounded
+        self.lanes: set = set()  # (port key, Fraction bytes/cycle or None when unbounded) in use
         mems = self.mems
         # Energy per byte, exact.
         coef: dict[str, Fraction] = {}
@@ -111,7 +111,7 @@ class _Problem:
         self.coef = coef
         self.full = {role: _as_int(prod(view.sizes[r] for r in view.ranks_of(role)) * view.elem_bytes[role], role)
                      for role in ("input", "weight", "output")}
-        # Boundary terms: (a, b, role, kind, port key, energy per byte as Fraction), counted when
+        # Boundary terms: (a, b, role, kind, lane, energy per byte as Fraction), counted when
         # the role's tiles cross from level a to level b (always, without bypass); kind: "rd"
         # R·|T|, "rd-1" (R-1)·|T|, "wr" R·|T|, R the reps of boundary b.
         self.terms = []
@@ -119,12 +119,12 @@ class _Problem:
             outer, inner = mems[a], mems[b]
             le = self.link_e[a, b]
             for role in ("input", "weight"):
-                key = self._key(outer, role, "read", inner.name)
-                self.terms.append((a, b, role, "rd", key, coef[f"{outer.name}.read"] + coef[f"{inner.name}.write"] + le))
-            key = self._key(outer, "output", "read", inner.name)
-            self.terms.append((a, b, "output", "rd-1", key, coef[f"{outer.name}.read"] + coef[f"{inner.name}.write"] + le))
-            key = self._key(outer, "output", "write", inner.name)
-            self.terms.append((a, b, "output", "wr", key, coef[f"{outer.name}.write"] + coef[f"{inner.name}.read"] + le))
+                lane = self._lane(outer, role, "read", inner.name)
+                self.terms.append((a, b, role, "rd", lane, coef[f"{outer.name}.read"] + coef[f"{inner.name}.write"] + le))
+            lane = self._lane(outer, "output", "read", inner.name)
+            self.terms.append((a, b, "output", "rd-1", lane, coef[f"{outer.name}.read"] + coef[f"{inner.name}.write"] + le))
+            lane = self._lane(outer, "output", "write", inner.name)
+            self.terms.append((a, b, "output", "wr", lane, coef[f"{outer.name}.write"] + coef[f"{inner.name}.read"] + le))
         self.const_energy = view.macs * mac
         self.tables = [self._table(lv) for lv in range(1, self.L)]
         if any(not t.rows for t in self.tables):
@@ -152,14 +152,13 @@ class _Problem:
             e += min(sum(per_pair[role, a, b] for a, b in zip(path, path[1:])) for path in paths)
         return max(1, math.floor(e))
 
-    def _key(self, memory, role: str, direction: str, peer: str | None):
-        """The port key of a transfer, recording its rate (one rate per port, else unsupported)."""
+    def _lane(self, memory, role: str, direction: str, peer: str | None) -> tuple:
+        """The lane of a transfer: (port key, exact rate). A port serving peers behind links of
+        different speeds has one lane per speed, and its busy time sums them, as in evaluate."""
         key, rate = port_rate(self.arch, memory, role, direction, self.clock, peer)
-        exact = None if math.isinf(rate) else _exact(rate)
-        if key in self.rates and self.rates[key] != exact:
-            raise NotImplementedError(f"port {key} is used at two rates ({self.rates[key]}, {exact}); not modelled")
-        self.rates[key] = exact
-        return key
+        lane = (key, None if math.isinf(rate) else _exact(rate))
+        self.lanes.add(lane)
+        return lane
 
     def _table(self, lv: int) -> _Table:
         """Fitting tiles of level ``lv`` with their first-load, last-store (and compute) terms;
@@ -172,8 +171,8 @@ class _Problem:
         ports = {}
         for a in (a for a, b in self.pairs if b == lv):
             for role, direction in (("input", "read"), ("weight", "read"), ("output", "write")):
-                key = self._key(mems[a], role, direction, inner.name)
-                ports[a, role] = (key, port_rate(self.arch, mems[a], role, direction, self.clock, inner.name)[1])
+                lane = self._lane(mems[a], role, direction, inner.name)
+                ports[a, role] = (lane, port_rate(self.arch, mems[a], role, direction, self.clock, inner.name)[1])
         innermost = lv == self.L - 1
         k_ranks = view.groups["k"]
         compute_memo: dict = {}
@@ -199,17 +198,17 @@ class _Problem:
                 if role in by.get(lv, ()):
                     continue
                 nbytes = view.tile_bytes(role, tile)
-                key, rate = ports[source(role), role]
-                per_port[key] += transfer_cycles(nbytes, rate)
-                f[("sub", key)] += _as_int(nbytes, f"{role} tile")
+                lane, rate = ports[source(role), role]
+                per_port[lane[0]] += transfer_cycles(nbytes, rate)
+                f[("sub", lane)] += _as_int(nbytes, f"{role} tile")
             f["fl"] = max(per_port.values(), default=0)
             f["ls"] = 0
             if "output" not in by.get(lv, ()):
                 # the last write-back is of the last (possibly partial) output tile
                 nbytes = view.tile_bytes("output", {r: last_tile_size(view.sizes[r], [tile[r]]) for r in self.ranks})
-                key, rate = ports[source("output"), "output"]
+                lane, rate = ports[source("output"), "output"]
                 f["ls"] = transfer_cycles(nbytes, rate)
-                f[("sub", key)] += _as_int(nbytes, "output tile")
+                f[("sub", lane)] += _as_int(nbytes, "output tile")
             if self.padded:  # trips are ceil(extent / tile): a table column, not a product
                 for r in self.ranks:
                     f[("trip", r)] = -(-view.sizes[r] // tile[r])
@@ -356,7 +355,7 @@ def _build(p: _Problem, with_edp: bool, caps: tuple[int, int] | None = None) -> 
                 m.Add(rv == 1)
             reps[b, role], reps_ub[b, role] = rv, ub
     # Port bytes and energy.
-    rest: dict = {k: [] for k in p.rates}
+    rest: dict = {lane: [] for lane in p.lanes}  # bytes still to move per lane after the first loads
     rest_ub: Counter = Counter()
     energy_terms, energy_ub = [], int(p.const_energy * p.Q)
     crosses: dict = {}
@@ -376,7 +375,7 @@ def _build(p: _Problem, with_edp: bool, caps: tuple[int, int] | None = None) -> 
         return crosses[a, b, role]
 
     moved: dict = {}  # (a, b, role) -> reps of boundary b when the role crosses a → b, else 0
-    for a, b, role, kind, key, e in p.terms:
+    for a, b, role, kind, lane, e in p.terms:
         full = p.full[role]
         x = crossing(a, b, role)
         if (a, b, role) not in moved:
@@ -389,8 +388,8 @@ def _build(p: _Problem, with_edp: bool, caps: tuple[int, int] | None = None) -> 
                 moved[a, b, role] = y
         expr = moved[a, b, role] * full - (full * x if kind == "rd-1" else 0)
         ub = reps_ub[b, role] * full
-        rest[key].append(expr)
-        rest_ub[key] += ub
+        rest[lane].append(expr)
+        rest_ub[lane] += ub
         ei = e * p.Q
         assert ei.denominator == 1
         energy_terms.append(expr * int(ei))
@@ -407,30 +406,31 @@ def _build(p: _Problem, with_edp: bool, caps: tuple[int, int] | None = None) -> 
     energy = m.NewIntVar(0, energy_ub, "energy")
     m.Add(energy == int(p.const_energy * p.Q) + sum(energy_terms))
     compute = feat[inner, "compute"]
-    bounded = [(k, r) for k, r in sorted(p.rates.items(), key=lambda kv: str(kv[0])) if r is not None and rest[k]]
-    double = p.mems[-1].double_buffered
-    if double:
-        cycles = [compute]
-        mid_ub = feat_ub[inner, "compute"]
-        for k, rate in bounded:
-            ub = math.ceil(rest_ub[k] / rate)
-            _check_int64(view, "port cycles", ub)
-            c = m.NewIntVar(0, ub, f"port{k}")
-            lhs = sum(rest[k]) * rate.denominator
-            m.Add(c * rate.numerator >= lhs)
-            m.Add(c * rate.numerator <= lhs + rate.numerator - 1)
+    bounded = sorted((lane for lane in p.lanes if lane[1] is not None and rest[lane]), key=str)
+
+    def busy_cycles(lanes: list, name: str):
+        """ceil(Σ bytes / rate over ``lanes``) as a variable: a port's time when they share one port."""
+        n = math.lcm(*(r.numerator for _, r in lanes))  # times n are integers: bytes · d · (n / num)
+        s = sum(sum(rest[lane]) * (lane[1].denominator * (n // lane[1].numerator)) for lane in lanes)
+        s_ub = sum(rest_ub[lane] * lane[1].denominator * (n // lane[1].numerator) for lane in lanes)
+        ub = -(-s_ub // n)
+        _check_int64(view, "port cycles", ub)
+        c = m.NewIntVar(0, ub, name)
+        m.Add(c * n >= s)
+        m.Add(c * n <= s + n - 1)
+        return c, ub
+
+    if p.mems[-1].double_buffered:  # compute overlaps the transfers; the busiest port binds
+        cycles, mid_ub = [compute], feat_ub[inner, "compute"]
+        for port in sorted({lane[0] for lane in bounded}, key=str):
+            c, ub = busy_cycles([lane for lane in bounded if lane[0] == port], f"port{port}")
             cycles.append(c)
             mid_ub = max(mid_ub, ub)
         mid = m.NewIntVar(0, mid_ub, "middle")
         m.AddMaxEquality(mid, cycles)
-    else:
-        n = math.lcm(*(r.numerator for _, r in bounded)) if bounded else 1
-        s = sum(sum(rest[k]) * (r.denominator * (n // r.numerator)) for k, r in bounded)
-        s_ub = sum(rest_ub[k] * r.denominator * (n // r.numerator) for k, r in bounded)
-        cc = m.NewIntVar(0, -(-s_ub // n), "ports")
-        m.Add(cc * n >= s)
-        m.Add(cc * n <= s + n - 1)
-        mid_ub = feat_ub[inner, "compute"] + -(-s_ub // n)
+    else:  # compute, then every transfer in turn
+        cc, cc_ub = busy_cycles(bounded, "ports") if bounded else (0, 0)
+        mid_ub = feat_ub[inner, "compute"] + cc_ub
         mid = m.NewIntVar(0, mid_ub, "middle")
         m.Add(mid == compute + cc)
     lat_ub = mid_ub + sum(feat_ub[lv, "fl"] + feat_ub[lv, "ls"] for lv in range(1, L))

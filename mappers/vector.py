@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from itertools import product
 from math import prod
 
-from mappers.cost import Cost, boundary_loops, energy_breakdown, pipeline_latency, port_rate, tile_size_counts, transfer_cycles
+from mappers.cost import (Cost, boundary_loops, busiest_port, energy_breakdown, pipeline_latency, port_rate,
+                          tile_size_counts, transfer_cycles)
 from mappers.errors import MappingError
 from mappers.mapping import LevelMapping, Mapping
 
@@ -149,13 +150,11 @@ def vector_tile_duration(view: VectorView, unit, memory, tile: dict[str, int], c
     feeding memory's ports cannot stream the tile's operands."""
     ops = tile_ops(view, unit, tile)
     base = math.ceil(sum(n * unit.op_cost(op)[0] for op, n in ops.items()) / (unit.rows * unit.cols))
-    per_port: Counter = Counter()
-    rates = {}
+    lanes: Counter = Counter()
     for o in view.operands:
-        key, rate = port_rate(None, memory, o.role, "write" if o.role == "output" else "read", clock_hz)
-        per_port[key] += o.elements(tile) * o.elem_bytes
-        rates[key] = rate
-    stall = max((transfer_cycles(v, rates[k]) for k, v in per_port.items()), default=0)
+        lanes[port_rate(None, memory, o.role, "write" if o.role == "output" else "read", clock_hz)] += \
+            o.elements(tile) * o.elem_bytes
+    stall = busiest_port(lanes)
     return max(base, stall), base, ops
 
 
@@ -198,8 +197,7 @@ def vector_cost(view: VectorView, mapping: Mapping, arch) -> Cost:
     tile = mapping.levels[-1].tile
     loops = boundary_loops(mapping, 1)
     traffic = {m.name: {o.tensor: {"read": 0.0, "write": 0.0} for o in view.operands} for m in mems}
-    port_bytes: Counter = Counter()
-    rates: dict = {}
+    port_bytes: Counter = Counter()  # bytes per lane: (outer memory's port, rate)
     crossing: Counter = Counter()
     for b in range(1, len(mems)):
         outer, inner = mems[b - 1], mems[b]
@@ -210,9 +208,7 @@ def vector_cost(view: VectorView, mapping: Mapping, arch) -> Cost:
             direction = "write" if o.role == "output" else "read"
             traffic[outer.name][o.tensor][direction] += nbytes
             traffic[inner.name][o.tensor]["read" if direction == "write" else "write"] += nbytes
-            key, rate = port_rate(arch, outer, o.role, direction, clock, inner.name)
-            port_bytes[key] += nbytes
-            rates[key] = rate
+            port_bytes[port_rate(arch, outer, o.role, direction, clock, inner.name)] += nbytes
             crossing[(outer.name, inner.name)] += nbytes
     totals = Counter(port_bytes)
     counts = {r: tile_size_counts(view.sizes[r], [tile[r]]) for r in view.ranks}
@@ -235,16 +231,16 @@ def vector_cost(view: VectorView, mapping: Mapping, arch) -> Cost:
         per_port: Counter = Counter()
         for o in view.operands:
             if o.role == "input":
-                key, rate = port_rate(arch, mems[b - 1], "input", "read", clock, mems[b].name)
+                key, rate = lane = port_rate(arch, mems[b - 1], "input", "read", clock, mems[b].name)
                 per_port[key] += transfer_cycles(first[o], rate)
-                port_bytes[key] -= first[o]
+                port_bytes[lane] -= first[o]
         first_load += max(per_port.values(), default=0)
         out = view.operands[-1]
-        key, rate = port_rate(arch, mems[b - 1], "output", "write", clock, mems[b].name)
-        last_store += transfer_cycles(out.elements(last_tile) * out.elem_bytes, rate)
-        port_bytes[key] -= out.elements(last_tile) * out.elem_bytes
-    latency = pipeline_latency(first_load, compute, port_bytes, rates, last_store, mems[-1].double_buffered)
+        lane = port_rate(arch, mems[b - 1], "output", "write", clock, mems[b].name)
+        last_store += transfer_cycles(out.elements(last_tile) * out.elem_bytes, lane[1])
+        port_bytes[lane] -= out.elements(last_tile) * out.elem_bytes
+    latency = pipeline_latency(first_load, compute, port_bytes, last_store, mems[-1].double_buffered)
     peak = math.ceil(sum(n * unit.op_cost(op)[0] for op, n in ops.items()) / (unit.rows * unit.cols))
-    bound = max([peak] + [transfer_cycles(v, rates[k]) for k, v in totals.items()])
+    bound = max(peak, busiest_port(totals))
     energy = energy_breakdown(arch, unit, traffic, crossing, dict(ops))
     return Cost(latency, compute, stall_free, 0, traffic, energy, bound)

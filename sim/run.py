@@ -130,8 +130,8 @@ def _solve_gemm(view, arch, unit: str, mapper: str = "greedy", objective: str = 
     "cpsat" falls back to search_mapping (notes: mapper "search", fallback "<why>") when its
     tables would enumerate more than CPSAT_MAX_TABLE_ROWS tiles or the view has more than
     CPSAT_MAX_RANKS ranks (building them alone would take too long), when the model cannot be
-    built exactly (NotImplementedError: a port used at two rates; Overflow/TypeError: a bound beyond
-    int64 that ortools rejects before cpsat's own check) or when CP-SAT returns no
+    built exactly (NotImplementedError: a cost term without a closed form; Overflow/TypeError: a
+    bound beyond int64 that ortools rejects before cpsat's own check) or when CP-SAT returns no
     solution (time limit, or a model it rejects, e.g. int64 overflow). A problem with no fitting
     tile at all still raises MappingError."""
     if mapper == "greedy":
