@@ -20,7 +20,11 @@ of real size (BERT, LLaMA GEMMs and attention) in seconds:
    (``prune=False`` expands every tiling: plain enumeration).
 5. Padded tiles (``padded=True``, two levels): the chains are space.tile_candidates, trips are
    ceil(extent / tile) and the last write-back is of the last, partial output tile, as in evaluate.
-6. Ties: the first mapping in space.enumerate_mappings order wins (brute_all picks the smallest
+6. Bypass (``bypass=True``): one pass of the above per combination of bypass sets of the middle
+   levels (the space is their union); each pass keeps a bypassed role out of that level's
+   capacity and sends its tiles between the nearest levels that keep it, over that pair's port
+   and link (Mapping.sources), as evaluate does.
+7. Ties: the first mapping in space.enumerate_mappings order wins (brute_all picks the smallest
    YAML text instead: the same value, possibly another mapping). The winner is re-scored with the
    scalar evaluate, which must give the same value exactly (else AssertionError).
 """
@@ -32,15 +36,15 @@ import sys
 import time
 from dataclasses import dataclass
 from functools import reduce
-from itertools import permutations
+from itertools import permutations, product
 from math import factorial, prod
 
 import numpy as np
 
 from mappers.brute import brute_all
 from mappers.cost import ROLES, _compute_part, evaluate, port_rate
-from mappers.space import (OBJECTIVES, MapResult, build_mapping, check_padded, level_orders, no_fit_error, objective_of,
-                           rank_chains, tile_candidates)
+from mappers.space import (OBJECTIVES, MapResult, build_mapping, bypass_options, check_padded, level_orders,
+                           no_fit_error, objective_of, rank_chains, tile_candidates)
 from mappers.view import MatmulView
 
 ENTRIES = 1 << 19  # tiling × class-combination entries scored at once
@@ -86,7 +90,7 @@ class _Tilings:
     masks: np.ndarray  # [L-1, T] bit r set: rank r has trip > 1
     first_load: np.ndarray  # [T] cycles
     last_store: np.ndarray  # [T] cycles
-    sub: dict  # port key -> [T] bytes of the first loads / last store (taken off the pipelined rest)
+    sub: dict  # lane -> [T] bytes of the first loads / last store (taken off the pipelined rest)
     compute: np.ndarray  # [T] cycles
     array_rd: np.ndarray  # [T] bytes the array reads from the innermost memory
     array_wr: np.ndarray  # [T] bytes it writes
@@ -97,9 +101,10 @@ class _Tilings:
 
 
 class _Space:
-    """Everything about (view, arch, unit) that does not depend on the mapping."""
+    """Everything about (view, arch, unit, bypass sets) that does not depend on the rest of the mapping."""
 
-    def __init__(self, view: MatmulView, arch, unit_name: str | None, padded: bool = False) -> None:
+    def __init__(self, view: MatmulView, arch, unit_name: str | None, padded: bool = False,
+                 skips: tuple[tuple[str, ...], ...] | None = None, compute_cache: "_Space | None" = None) -> None:
         check_padded(arch, padded, "brute_vec")
         self.view, self.arch = view, arch
         self.unit = arch.unit(unit_name)
@@ -117,21 +122,32 @@ class _Space:
         self.rel_mask = {role: sum(1 << i for i in self.idx[role]) for role in ROLES}
         eb = view.elem_bytes
         self.full = {role: prod(view.sizes[r] for r in view.ranks_of(role)) * eb[role] for role in ROLES}
-        # Port (key, rate) of every boundary transfer, and the keys in evaluate's insertion order.
+        # Bypass sets of levels 1 … L-1, and per role each kept level b > 0 -> the level a its tiles
+        # cross from (Mapping.sources).
+        self.skips = tuple(skips) if skips is not None else ((),) * (L - 1)
+        self.src = {}
+        for role in ROLES:
+            kept = [0] + [b for b in range(1, L) if role not in self.skips[b - 1]]
+            self.src[role] = dict(zip(kept[1:], kept))
+        # Lane (port key, rate) of every boundary transfer, and the lanes in evaluate's insertion order.
         self.port: dict = {}
-        self.key_order: list = []
+        self.lane_order: list = []
         for b in range(1, L):
             for role, direction in (("input", "read"), ("weight", "read"), ("output", "read"), ("output", "write")):
-                key, rate = port_rate(arch, self.mems[b - 1], role, direction, self.clock, self.mems[b].name)
-                self.port[b, role, direction] = (key, rate)
-                if key not in self.key_order:
-                    self.key_order.append(key)
-        self.rates = {key: rate for key, rate in self.port.values()}
+                if b not in self.src[role]:
+                    continue
+                lane = port_rate(arch, self.mems[self.src[role][b]], role, direction, self.clock, self.mems[b].name)
+                self.port[b, role, direction] = lane
+                if lane not in self.lane_order:
+                    self.lane_order.append(lane)
         self.mac_energy = view.macs * self.unit.op_cost("mac")[1]
         self._classes()
-        n_tiles = prod(len(d) for d in self.divs)
-        self.cp_done = np.zeros(n_tiles, dtype=bool)
-        self.cp = np.zeros((3, n_tiles), dtype=np.float64)  # compute cycles, array read bytes, write bytes
+        if compute_cache is not None:  # the compute part depends on the innermost tile only: share it
+            self.cp_done, self.cp = compute_cache.cp_done, compute_cache.cp
+        else:
+            n_tiles = prod(len(d) for d in self.divs)
+            self.cp_done = np.zeros(n_tiles, dtype=bool)
+            self.cp = np.zeros((3, n_tiles), dtype=np.float64)  # compute cycles, array read bytes, write bytes
 
     def _classes(self) -> None:
         """Per active-rank mask: the order classes (irrelevant-before-innermost-relevant sets per
@@ -183,10 +199,13 @@ class _Space:
             mem = self.mems[j]
             copies = 2 if mem.double_buffered else 1
             need = {role: copies * (np.prod(tiles[j][:, self.idx[role]], axis=1) * self.view.elem_bytes[role])
-                    for role in self.view.tensors}
+                    for role in self.view.tensors if role not in self.skips[j - 1]}
+            if not need:
+                continue
             if mem.partitions:
                 for role, cap in mem.partitions.items():
-                    ok &= ~(need[role] > cap)
+                    if role in need:
+                        ok &= ~(need[role] > cap)
             elif mem.capacity is not None:
                 ok &= ~(pysum(list(need.values())) > mem.capacity)
         return flat[ok]
@@ -215,21 +234,23 @@ class _Space:
         masks = ((trips > 1) * (1 << np.arange(self.R))).sum(-1)
         first_load = np.zeros(len(flat), dtype=np.int64)
         last_store = np.zeros(len(flat), dtype=np.int64)
-        sub = {key: 0 for key in self.key_order}
+        sub = {lane: 0 for lane in self.lane_order}
         for b in range(1, L):
             per_port: dict = {}
             for role in ("input", "weight"):
+                if b not in self.src[role]:
+                    continue
                 nbytes = np.prod(tiles[b][:, self.idx[role]], axis=1) * eb[role]
-                key, rate = self.port[b, role, "read"]
-                per_port[key] = per_port.get(key, 0) + transfer_cycles(nbytes, rate)
-                sub[key] = sub[key] + nbytes
-            first_load += reduce(np.maximum, per_port.values())
+                lane = self.port[b, role, "read"]
+                per_port[lane[0]] = per_port.get(lane[0], 0) + transfer_cycles(nbytes, lane[1])
+                sub[lane] = sub[lane] + nbytes
+            first_load += reduce(np.maximum, per_port.values(), 0)
         last = tiles[0] - (trips[0] - 1) * tiles[1]  # cost.last_tile_size at level 1 (partial only if padded)
-        for b in range(L - 1, 0, -1):
+        for b in sorted(self.src["output"], reverse=True):
             nbytes = np.prod((last if b == 1 else tiles[b])[:, self.idx["output"]], axis=1) * eb["output"]
-            key, rate = self.port[b, "output", "write"]
-            last_store += transfer_cycles(nbytes, rate)
-            sub[key] = sub[key] + nbytes
+            lane = self.port[b, "output", "write"]
+            last_store += transfer_cycles(nbytes, lane[1])
+            sub[lane] = sub[lane] + nbytes
         compute, array_rd, array_wr = self._compute_terms(tiles[-1])
         has, irr, pre, valid = [], [], [], []
         bits = 1 << np.arange(self.R)
@@ -255,27 +276,31 @@ class _Space:
                 rep = np.where(_ax(t.has[b - 1][role], nd), q * pre[b - 1][role], rep)
                 reps[b, role] = rep
                 q = q * _ax(t.irr[b - 1][role], nd)
-        port = dict.fromkeys(self.key_order, 0)
-        reads, writes, crossing = [0] * L, [0] * L, {}
+        port = dict.fromkeys(self.lane_order, 0)
+        reads, writes, crossing = [0] * L, [0] * L, {}  # crossing: (a, b) -> bytes between levels a and b
         for b in range(1, L):
             moved = {("input", "read"): reps[b, "input"] * self.full["input"],
                      ("weight", "read"): reps[b, "weight"] * self.full["weight"],
                      ("output", "read"): (reps[b, "output"] - 1) * self.full["output"],
                      ("output", "write"): reps[b, "output"] * self.full["output"]}
             for (role, direction), nbytes in moved.items():
-                key = self.port[b, role, direction][0]
-                port[key] = port[key] + nbytes
-                outer, inner = (b - 1, b) if direction == "read" else (b, b - 1)
+                if b not in self.src[role]:
+                    continue
+                a = self.src[role][b]
+                lane = self.port[b, role, direction]
+                port[lane] = port[lane] + nbytes
+                outer, inner = (a, b) if direction == "read" else (b, a)
                 reads[outer] = reads[outer] + nbytes
                 writes[inner] = writes[inner] + nbytes
-            crossing[b] = sum(moved.values())
+                crossing[a, b] = crossing.get((a, b), 0) + nbytes
         reads[-1] = reads[-1] + _ax(t.array_rd, nd)
         writes[-1] = writes[-1] + _ax(t.array_wr, nd)
-        rest = []
-        for key in self.key_order:
-            v = port[key] - _ax(t.sub[key], nd)
-            rate = self.rates[key]
-            rest.append(0.0 if math.isinf(rate) else np.maximum(v, 0.0) / rate)
+        per_port: dict = {}  # cost.port_cycles: each lane's bytes at its rate, summed per port
+        for lane in self.lane_order:
+            key, rate = lane
+            v = port[lane] - _ax(t.sub[lane], nd)
+            per_port[key] = per_port.get(key, 0) + (0.0 if math.isinf(rate) else np.maximum(v, 0.0) / rate)
+        rest = list(per_port.values())
         compute = _ax(t.compute, nd).astype(np.float64)
         middle = reduce(np.maximum, rest, compute) if mems[-1].double_buffered else compute + pysum(rest)
         latency = _ax(t.first_load, nd) + np.ceil(middle - 1e-9).astype(np.int64) + _ax(t.last_store, nd)
@@ -285,8 +310,7 @@ class _Space:
             terms += [rd / word_bytes * m.read_pj_per_word, wr / word_bytes * m.write_pj_per_word]
         names = [m.name for m in mems]
         for link in self.arch.links:
-            ends = sorted((names.index(link.src), names.index(link.dst)))
-            moved = crossing[ends[1]] if ends[1] - ends[0] == 1 else 0.0
+            moved = crossing.get(tuple(sorted((names.index(link.src), names.index(link.dst)))), 0.0)
             terms.append(moved * (8 * link.energy.pj if link.energy.per_bit else link.energy.pj))
         terms.append(self.mac_energy)
         return latency, pysum(terms)
@@ -320,7 +344,7 @@ class _Space:
             mask = sum(1 << i for i, r in enumerate(self.ranks) if trips[r] > 1)
             orders.append(level_orders(self.view, trips)[self.first[mask, digits[j]]])
         levels = [{r: int(tiles[j][i]) for i, r in enumerate(self.ranks)} for j in range(1, self.L)]
-        return build_mapping(self.view, self.arch, levels, orders, self.unit.name)
+        return build_mapping(self.view, self.arch, levels, orders, self.unit.name, list(self.skips))
 
 
 def _values(objective: str, latency: np.ndarray, energy: np.ndarray) -> tuple:
@@ -360,17 +384,45 @@ def _beyond(bound: tuple, best: tuple) -> bool:
 
 
 def brute_vec_all(view: MatmulView, arch, objectives=OBJECTIVES, unit_name: str | None = None,
-                  prune: bool = True, padded: bool = False) -> dict[str, MapResult]:
+                  prune: bool = True, padded: bool = False, bypass: bool = False) -> dict[str, MapResult]:
     """The optimum for every objective in ``objectives`` ("latency", "energy", "edp", "lex") over
-    the whole mapspace (``padded``: with imperfect tiles); see the module docstring. ``evaluated``
-    is the space's mapping count."""
+    the whole mapspace (``padded``: with imperfect tiles; ``bypass``: with middle levels skipping
+    operands); see the module docstring. ``evaluated`` is the space's mapping count."""
     for obj in objectives:
         if obj not in OBJECTIVES:
             raise ValueError(f"unknown objective '{obj}' (expected one of {', '.join(OBJECTIVES)})")
     start = time.perf_counter()
     if len(arch.memories) < 2:  # one mapping only
         return brute_all(view, arch, objectives)
-    sp = _Space(view, arch, unit_name, padded)
+    best: dict = {}  # objective -> (value, MapResult), the first combination of bypass sets wins ties
+    n, first = 0, None
+    for skips in product(*bypass_options(arch, bypass)):
+        sp = _Space(view, arch, unit_name, padded, skips, compute_cache=first)
+        first = first or sp
+        found, count = _best_of_space(sp, objectives, prune, {obj: v for obj, (v, _) in best.items()})
+        n += count
+        for obj, (value, mapping) in found.items():
+            if obj not in best or value < best[obj][0]:
+                best[obj] = (value, mapping)
+    if not n:
+        raise no_fit_error(view, arch)
+    out = {}
+    for obj, (value, mapping) in best.items():
+        cost = evaluate(view, mapping, arch)
+        got = objective_of(cost, obj)
+        if (got if obj == "lex" else (got,)) != value:
+            raise AssertionError(f"brute_vec: vectorized {obj} {value} != evaluate's {got} for\n{mapping.describe(view)}")
+        out[obj] = MapResult(mapping, cost, got, "OPTIMAL", got, n, 0.0)
+    secs = time.perf_counter() - start
+    return {obj: MapResult(r.mapping, r.cost, r.objective_value, r.status, r.bound, r.evaluated, secs)
+            for obj, r in out.items()}
+
+
+def _best_of_space(sp: _Space, objectives, prune: bool, cut: dict) -> tuple[dict, int]:
+    """Per objective, (best value tuple, its Mapping) over the tilings of ``sp`` that fit, and how
+    many mappings they hold ({} and 0 when none fits). With ``prune``, tilings bounded above
+    ``cut[objective]`` (the best of another bypass combination) are skipped, and an objective
+    nothing here can match is left out."""
     ncombo = sp.C ** (sp.L - 1)
     per_batch = max(1, ENTRIES // ncombo)
     flats, lat_lb, e_lb = [], [], []
@@ -388,7 +440,7 @@ def brute_vec_all(view: MatmulView, arch, objectives=OBJECTIVES, unit_name: str 
                 lat_lb.append(lat)
                 e_lb.append(en)
     if not flats:
-        raise no_fit_error(view, arch)
+        return {}, 0
     flat = np.concatenate(flats)
     out = {}
     for obj in objectives:
@@ -401,25 +453,20 @@ def brute_vec_all(view: MatmulView, arch, objectives=OBJECTIVES, unit_name: str 
         i, size = 0, min(per_batch, 64) if prune else per_batch
         while i < len(order):
             idx = order[i: i + size]
-            if prune and best is not None and _beyond(tuple(v[idx[0]].item() for v in lb), best):
+            bound = min((v for v in (best, cut.get(obj)) if v is not None), default=None)
+            if prune and bound is not None and _beyond(tuple(v[idx[0]].item() for v in lb), bound):
                 break
             t = sp.tilings(flat[idx])
             value, at = _batch_best(obj, t, *sp.expand(t), ncombo)
             if best is None or value < best or (value == best and at < where):
                 best, where = value, at
             i, size = i + size, min(per_batch, size * 2)
-        mapping = sp.mapping(*where)
-        cost = evaluate(view, mapping, arch)
-        got = objective_of(cost, obj)
-        if (got if obj == "lex" else (got,)) != best:
-            raise AssertionError(f"brute_vec: vectorized {obj} {best} != evaluate's {got} for\n{mapping.describe(view)}")
-        out[obj] = MapResult(mapping, cost, got, "OPTIMAL", got, n, 0.0)
-    secs = time.perf_counter() - start
-    return {obj: MapResult(r.mapping, r.cost, r.objective_value, r.status, r.bound, r.evaluated, secs)
-            for obj, r in out.items()}
+        if best is not None:
+            out[obj] = (best, sp.mapping(*where))
+    return out, n
 
 
 def brute_vec_mapping(view: MatmulView, arch, objective: str = "edp", unit_name: str | None = None,
-                      padded: bool = False) -> MapResult:
+                      padded: bool = False, bypass: bool = False) -> MapResult:
     """The optimum for one objective (see brute_vec_all)."""
-    return brute_vec_all(view, arch, (objective,), unit_name, padded=padded)[objective]
+    return brute_vec_all(view, arch, (objective,), unit_name, padded=padded, bypass=bypass)[objective]
