@@ -7,6 +7,7 @@ so a killed sweep leaves every finished row intact and ``--resume`` runs only th
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import pickle
@@ -212,10 +213,8 @@ def export_results(out: str | Path, path: str | Path, *, all: bool = True) -> Pa
     if fmt == "csv":
         df.to_csv(path, index=False)
     else:
-        try:
-            import pyarrow  # noqa: F401
-        except ImportError:
-            raise SweepError(f"{path}: writing Parquet needs pyarrow (pip install pyarrow)") from None
+        if importlib.util.find_spec("pyarrow") is None:
+            raise SweepError(f"{path}: writing Parquet needs pyarrow (pip install pyarrow)")
         df.to_parquet(path, index=False)
     return path
 
