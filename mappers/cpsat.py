@@ -43,6 +43,7 @@ from mappers.space import (BYPASS_SETS, MapResult, build_mapping, canonical_orde
 from mappers.view import MatmulView
 
 INT_LIMIT = 2**62  # keep every variable's bound below this (int64 safety)
+KILLABLE_ROWS = 20_000  # tables this large can take CP-SAT minutes to load, past its own time limit
 
 
 def _exact(x: float) -> Fraction:
@@ -67,6 +68,10 @@ def _as_int(x: float, what: str) -> int:
     return int(x)
 
 
+class _OutOfTime(Exception):
+    """The time limit ran out while the tables were being built."""
+
+
 @dataclass
 class _Table:
     """One level's allowed tiles and the per-tile terms attached to them."""
@@ -80,8 +85,9 @@ class _Problem:
     """Everything solver-independent: tables, port rates, energy coefficients."""
 
     def __init__(self, view: MatmulView, arch, unit_name: str | None = None, padded: bool = False,
-                 bypass: bool = False) -> None:
+                 bypass: bool = False, deadline: float | None = None) -> None:
         self.view, self.arch = view, arch
+        self.deadline = deadline  # time.perf_counter() past which building the tables gives up (_OutOfTime)
         self.unit = arch.unit(unit_name)
         self.clock = arch.clock_hz(self.unit)
         self.mems = arch.memories
@@ -179,7 +185,10 @@ class _Problem:
         shape_memo: dict = {}  # per compute-tile shape: duration and array accesses (_compute_part)
         tab = _Table(lv)
         rows_feats: list[dict] = []
-        for combo, skips in product(product(*(self.divs[r] for r in self.ranks)), product(*(BYPASS_SETS for _ in ctx))):
+        for i, (combo, skips) in enumerate(product(product(*(self.divs[r] for r in self.ranks)),
+                                                   product(*(BYPASS_SETS for _ in ctx)))):
+            if self.deadline is not None and i % 4096 == 0 and time.perf_counter() > self.deadline:
+                raise _OutOfTime
             tile = dict(zip(self.ranks, combo))
             by = dict(zip(ctx, skips))
             if not fits(view, inner, tile, by.get(lv, ())):
@@ -249,6 +258,7 @@ class _Built:
     shift: int = 0
     ubs: dict = field(default_factory=dict)
     keep: dict = field(default_factory=dict)  # (middle level, role) -> bool var: the level holds the role
+    rows: int = 0  # table rows in the model (how heavy it is to load)
 
     @property
     def decisions(self) -> list:
@@ -439,7 +449,8 @@ def _build(p: _Problem, with_edp: bool, caps: tuple[int, int] | None = None) -> 
     _check_int64(view, "latency", lat_ub)
     latency = m.NewIntVar(0, lat_ub, "latency")
     m.Add(latency == mid + sum(feat[lv, "fl"] + feat[lv, "ls"] for lv in range(1, L)))
-    built = _Built(m, tile, trip, pos, latency, energy, ubs={"energy": energy_ub, "latency": lat_ub}, keep=keep)
+    built = _Built(m, tile, trip, pos, latency, energy, ubs={"energy": energy_ub, "latency": lat_ub}, keep=keep,
+                   rows=sum(len(tab.rows) for tab in p.tables))
     if with_edp:
         shift = 0
         while (energy_ub >> shift) * lat_ub >= INT_LIMIT:
@@ -482,13 +493,44 @@ def _solve(built: _Built, objective_var, limit: float, seed: int, workers: int, 
     solver.parameters.num_workers = workers
     solver.parameters.random_seed = seed
     solver.parameters.cp_model_presolve = False
-    status = solver.Solve(m)
+    if built.rows > KILLABLE_ROWS:
+        return _solve_killable(lambda: _run(solver, built), limit)
+    return _run(solver, built)
+
+
+def _run(solver, built: _Built) -> _Phase:
+    """Solve ``built``'s model (objective set) with ``solver`` and read the answer back."""
+    from ortools.sat.python import cp_model
+
+    status = solver.Solve(built.model)
     name = solver.StatusName(status)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return _Phase(name, None, None, solver.BestObjectiveBound(), None, None)
-    values = {v.Name(): solver.Value(v) for v in decision + list(built.trip.values())}
+    values = {v.Name(): solver.Value(v) for v in built.decisions + list(built.trip.values())}
     return _Phase(name, values, int(solver.ObjectiveValue()), solver.BestObjectiveBound(),
                   solver.Value(built.latency), solver.Value(built.energy))
+
+
+def _solve_killable(run, limit: float) -> _Phase:
+    """``run()`` in a forked child, killed a second past ``limit``: while CP-SAT loads a model with
+    large tables it does not check its time limit (minutes past it on padded BERT shapes), and a
+    thread cannot be stopped. A killed solve is UNKNOWN with no solution (bound 0)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    recv, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=lambda: send.send(run()), daemon=True)
+    child.start()
+    send.close()
+    try:
+        if recv.poll(max(limit, 0.01) + 1.0):
+            return recv.recv()
+    except EOFError:  # the child died without an answer
+        pass
+    finally:
+        child.kill()
+        child.join()
+    return _Phase("UNKNOWN", None, None, 0.0, None, None)
 
 
 def _mapping_from(p: _Problem, values: dict):
@@ -519,18 +561,25 @@ def cpsat_mapping(view: MatmulView, arch, objective: str = "edp", time_limit_s: 
 
     Status is OPTIMAL when proven, FEASIBLE when the time limit cut the search (``bound`` is then
     the best proven lower bound, in the objective's units). Every phase starts from a quick
-    seeded search's mapping as a hint, so a time limit always leaves an answer. ``padded`` adds
+    seeded search's mapping as a hint, so a time limit always leaves an answer; the limit covers
+    building the tables, and a model of more than KILLABLE_ROWS table rows is solved in a child
+    process stopped at the limit (CP-SAT does not watch its clock while loading). ``padded`` adds
     imperfect tiles (two levels); ``bypass`` lets middle levels skip operands (three or more)."""
     if objective not in ("latency", "energy", "edp", "lex"):
         raise ValueError(f"unknown objective '{objective}' (expected latency, energy, edp or lex)")
     start = time.perf_counter()
     deadline = start + time_limit_s
-    p = _Problem(view, arch, unit_name, padded, bypass)
+    check_padded(arch, padded, "cpsat mapper")
     from mappers.search import search_mapping
 
     start_point = search_mapping(view, arch, "latency" if objective == "lex" else objective, samples=200,
                                  anneal_steps=400, seed=seed, unit_name=unit_name, padded=padded,
                                  bypass=bypass)
+    try:
+        p = _Problem(view, arch, unit_name, padded, bypass, deadline)
+    except _OutOfTime:  # the tables alone outlast the limit: the search's answer, unproven
+        return MapResult(start_point.mapping, start_point.cost, start_point.objective_value, "FEASIBLE",
+                         (None, None) if objective == "lex" else None, 0, time.perf_counter() - start)
     seeded = _hint_of(p, start_point.mapping)
 
     def left(share: float = 1.0) -> float:

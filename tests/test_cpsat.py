@@ -120,6 +120,43 @@ def test_deterministic_with_fixed_seed() -> None:
     assert a.objective_value == b.objective_value
 
 
+def test_time_limit_holds_while_large_tables_build() -> None:
+    """Padded tiles of a ViT-sized GEMM give 84,700 table rows (about 15 s to build here, then
+    minutes for CP-SAT to load, past its own limit; 210 s on a 60 s limit before this was
+    handled): a 2 s limit returns the seeded search's mapping, unproven, well within the limit
+    plus a generous margin for slow machines."""
+    from sim.inputs import resolve_arch
+
+    v, arch = gemm(197, 768, 768), resolve_arch("tpu-like")
+    t0 = time.perf_counter()
+    got = cpsat_mapping(v, arch, "edp", time_limit_s=2.0, padded=True)
+    assert time.perf_counter() - t0 < 12.0
+    assert got.status == "FEASIBLE" and got.bound is None
+    check_mapping(got.mapping, v, arch)
+    assert got.cost == evaluate(v, got.mapping, arch)
+
+
+def test_killable_solve_gives_the_in_process_answer(monkeypatch) -> None:
+    """Large models are solved in a forked child (killed past the limit); its answer is the one
+    the solver gives in process."""
+    import mappers.cpsat as cpsat
+
+    v, arch = gemm(12, 16, 8, b=2), ARCHS["os2"]()
+    here = cpsat_mapping(v, arch, "edp", seed=3)
+    monkeypatch.setattr(cpsat, "KILLABLE_ROWS", 0)
+    child = cpsat_mapping(v, arch, "edp", seed=3)
+    assert (child.status, child.objective_value, child.mapping) == (here.status, here.objective_value, here.mapping)
+
+
+def test_killable_solve_stops_a_solver_that_overruns() -> None:
+    from mappers.cpsat import _solve_killable
+
+    t0 = time.perf_counter()
+    phase = _solve_killable(lambda: time.sleep(60), 0.2)
+    assert phase.status == "UNKNOWN" and phase.values is None
+    assert time.perf_counter() - t0 < 10.0
+
+
 @pytest.mark.parametrize("extra", [None, "8 B"])
 def test_infeasible_names_level(extra) -> None:
     arch = make_arch(4, 4, "os", capacity="8 B" if extra is None else "4 KiB", extra_level=extra)
