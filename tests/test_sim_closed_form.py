@@ -51,7 +51,7 @@ def test_tiled_unbounded_latency_is_sum_of_tile_closed_forms(dataflow, R, C, M, 
     tm, tn, tk = min(tm, M), min(tn, N), min(tk, K)
     arch = make_arch(R, C, dataflow)
     cascade = gemm(M, N, K)
-    view = matmul_view(cascade, cascade.einsums[0])
+    matmul_view(cascade, cascade.einsums[0])  # the cascade is a plain GEMM (raises otherwise)
     mapping = Mapping("C", "array", dataflow, (
         LevelMapping("dram", {"m": M, "n": N, "k": K}, tuple(order)),
         LevelMapping("buffer", {"m": tm, "n": tn, "k": tk})))

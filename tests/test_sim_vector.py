@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 
 from arch import arch_from_dict
 from mappers import MappingError
-from mappers.vector import tile_ops, vector_cost, vector_mapping, vector_unit, vector_view
+from mappers.vector import tile_ops, vector_mapping, vector_unit, vector_view
 from sim import evaluate
 from sim.engine import simulate_vector
 from workloads import attention_1pass, softmax
