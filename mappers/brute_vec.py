@@ -43,6 +43,7 @@ import numpy as np
 
 from mappers.brute import brute_all
 from mappers.cost import ROLES, _compute_part, evaluate, port_rate
+from mappers.mapping import bypass_sources
 from mappers.space import (OBJECTIVES, MapResult, build_mapping, bypass_options, check_padded, level_orders,
                            no_fit_error, objective_of, rank_chains, tile_candidates)
 from mappers.view import MatmulView
@@ -125,10 +126,7 @@ class _Space:
         # Bypass sets of levels 1 … L-1, and per role each kept level b > 0 -> the level a its tiles
         # cross from (Mapping.sources).
         self.skips = tuple(skips) if skips is not None else ((),) * (L - 1)
-        self.src = {}
-        for role in ROLES:
-            kept = [0] + [b for b in range(1, L) if role not in self.skips[b - 1]]
-            self.src[role] = dict(zip(kept[1:], kept))
+        self.src = bypass_sources([(), *self.skips])
         # Lane (port key, rate) of every boundary transfer, and the lanes in evaluate's insertion order.
         self.port: dict = {}
         self.lane_order: list = []
@@ -394,7 +392,7 @@ def brute_vec_all(view: MatmulView, arch, objectives=OBJECTIVES, unit_name: str 
     start = time.perf_counter()
     if len(arch.memories) < 2:  # one mapping only
         return brute_all(view, arch, objectives)
-    best: dict = {}  # objective -> (value, MapResult), the first combination of bypass sets wins ties
+    best: dict = {}  # objective -> (value, Mapping), the first combination of bypass sets wins ties
     n, first = 0, None
     for skips in product(*bypass_options(arch, bypass)):
         sp = _Space(view, arch, unit_name, padded, skips, compute_cache=first)

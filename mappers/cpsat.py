@@ -575,11 +575,16 @@ def cpsat_mapping(view: MatmulView, arch, objective: str = "edp", time_limit_s: 
     start_point = search_mapping(view, arch, "latency" if objective == "lex" else objective, samples=200,
                                  anneal_steps=400, seed=seed, unit_name=unit_name, padded=padded,
                                  bypass=bypass)
+
+    def searched(bound) -> MapResult:
+        """The seeded search's mapping, unproven: the solver gave nothing within the limit."""
+        return MapResult(start_point.mapping, start_point.cost, start_point.objective_value, "FEASIBLE", bound, 0,
+                         time.perf_counter() - start)
+
     try:
         p = _Problem(view, arch, unit_name, padded, bypass, deadline)
-    except _OutOfTime:  # the tables alone outlast the limit: the search's answer, unproven
-        return MapResult(start_point.mapping, start_point.cost, start_point.objective_value, "FEASIBLE",
-                         (None, None) if objective == "lex" else None, 0, time.perf_counter() - start)
+    except _OutOfTime:  # the tables alone outlast the limit
+        return searched((None, None) if objective == "lex" else None)
     seeded = _hint_of(p, start_point.mapping)
 
     def left(share: float = 1.0) -> float:
@@ -587,8 +592,7 @@ def cpsat_mapping(view: MatmulView, arch, objective: str = "edp", time_limit_s: 
 
     def done(phase: _Phase, status: str, bound) -> MapResult:
         if phase.values is None:  # the solver did not even confirm its hint in time: keep the search's answer
-            return MapResult(start_point.mapping, start_point.cost, start_point.objective_value, "FEASIBLE", bound, 0,
-                             time.perf_counter() - start)
+            return searched(bound)
         mapping = _mapping_from(p, phase.values)
         cost = evaluate(view, mapping, arch)
         return MapResult(mapping, cost, objective_of(cost, objective), status, bound, 0, time.perf_counter() - start)

@@ -36,6 +36,23 @@ class LevelMapping:
     bypass: tuple[str, ...] = ()
 
 
+def kept_levels(bypass: list[tuple[str, ...]], role: str) -> list[int]:
+    """Levels that hold ``role``'s tiles, given each level's bypass set (outermost first); the
+    outermost and innermost levels always hold every role."""
+    last = len(bypass) - 1
+    return [j for j, skip in enumerate(bypass) if j in (0, last) or role not in skip]
+
+
+def bypass_sources(bypass: list[tuple[str, ...]]) -> dict[str, dict[int, int]]:
+    """Per role, kept level b > 0 -> the kept level a its tiles cross from, given each level's
+    bypass set (outermost first): the rule Mapping.sources applies to a mapping."""
+    out = {}
+    for role in ROLES:
+        kept = kept_levels(bypass, role)
+        out[role] = dict(zip(kept[1:], kept))
+    return out
+
+
 @dataclass(frozen=True)
 class Mapping:
     """A loop nest for one Einsum: a LevelMapping per memory level, bound to a compute unit."""
@@ -59,8 +76,7 @@ class Mapping:
 
     def kept(self, role: str) -> list[int]:
         """Levels that hold ``role``'s tiles, outermost first (always the outermost and innermost)."""
-        last = len(self.levels) - 1
-        return [j for j, lv in enumerate(self.levels) if j in (0, last) or role not in lv.bypass]
+        return kept_levels([lv.bypass for lv in self.levels], role)
 
     def kept_pairs(self, role: str) -> list[tuple[int, int]]:
         """(a, b) for each kept level b > 0 of ``role`` and the kept level a its tiles cross from."""
@@ -69,7 +85,7 @@ class Mapping:
 
     def sources(self) -> dict[str, dict[int, int]]:
         """Per role, kept level b > 0 -> the level a its tiles cross from (b - 1 without bypass)."""
-        return {role: {b: a for a, b in self.kept_pairs(role)} for role in ROLES}
+        return bypass_sources([lv.bypass for lv in self.levels])
 
     def to_dict(self, view: MatmulView | None = None) -> dict:
         """Plain-data form (for YAML); ``spatial`` and ``trips`` are written for the reader."""
