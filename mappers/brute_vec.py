@@ -13,7 +13,7 @@ of real size (BERT, LLaMA GEMMs and attention) in seconds:
 3. Cost. Every term of evaluate is computed on arrays with the same floating-point operations in
    the same order (byte counts are exact integers; ``sum`` of floats is replayed as this Python
    does it), so values are bit-identical to evaluate's. The per-tile compute part calls
-   cost._compute_part itself, once per distinct innermost tile.
+   compute_part_arrays, the array form of cost._compute_part, once per distinct innermost tile.
 4. Pruning. Energy and latency never decrease when a reuse factor grows, so a tiling scored with
    every factor at its minimum over the classes is a lower bound for all its orders. Tilings are
    expanded in increasing bound order until the bound exceeds the best value found
@@ -42,7 +42,8 @@ from math import factorial, prod
 import numpy as np
 
 from mappers.brute import brute_all
-from mappers.cost import ROLES, _compute_part, evaluate, port_rate
+from mappers.cost import ROLES, evaluate, port_rate
+from mappers.systolic import array_accesses, fold_plan
 from mappers.mapping import bypass_sources
 from mappers.space import (OBJECTIVES, MapResult, build_mapping, bypass_options, check_padded, level_orders,
                            no_fit_error, objective_of, rank_chains, tile_candidates)
@@ -51,6 +52,7 @@ from mappers.view import MatmulView
 ENTRIES = 1 << 19  # tiling × class-combination entries scored at once
 CHUNK = 1 << 18  # tilings checked for capacity at once
 _BIG = np.iinfo(np.int64).max // 4
+_ARRAY_MOVES = (("input", "read"), ("weight", "read"), ("output", "read"), ("output", "write"))
 
 
 def pysum(terms: list) -> np.ndarray:
@@ -79,6 +81,57 @@ def transfer_cycles(nbytes: np.ndarray, rate: float) -> np.ndarray:
 def _ax(x, nd: int):
     """``x`` (scalar or [T, ...]) with trailing unit axes up to ``nd`` dimensions."""
     return x if np.ndim(x) == 0 else x.reshape(x.shape + (1,) * (nd - x.ndim))
+
+
+def compute_part_arrays(view: MatmulView, unit, memory, extents: np.ndarray, tiles: np.ndarray,
+                        clock: float) -> tuple[np.ndarray, dict]:
+    """cost._compute_part for many innermost tiles at once (one level of tiles, as brute_vec's
+    innermost level sees them): [T] compute cycles and, per (role, direction), [T] array-side
+    words, equal to the scalar ones (integers; the port-stall ceiling by the same float steps).
+
+    A rank of extent E cut into tiles of t holds E // t full tiles and, when t does not divide E,
+    one partial tile of E % t; every combination of full / partial per rank is one tile shape."""
+    ranks = view.ranks
+    group = {g: [ranks.index(r) for r in view.groups[g]] for g in ("batch", "m", "n", "k")}
+    k_set = set(group["k"])
+    full, rem = extents // tiles, extents % tiles  # [T, R]
+    lanes = {move: port_rate(None, memory, *move, clock) for move in _ARRAY_MOVES}  # (port key, bytes/cycle)
+    compute = np.zeros(len(tiles), dtype=np.int64)
+    words = {move: np.zeros(len(tiles), dtype=np.int64) for move in _ARRAY_MOVES}
+    for partial in product((False, True), repeat=len(ranks)):  # per rank: the full tile or the partial one
+        sizes = np.where(partial, rem, tiles)
+        counts = np.where(partial, (rem > 0).astype(np.int64), full)
+        count = counts.prod(axis=1)
+        if not count.any():
+            continue
+        sizes = np.maximum(sizes, 1)  # shapes that do not occur (count 0) still get finite cycles
+        b, m, n, k = (sizes[:, group[g]].prod(axis=1) for g in ("batch", "m", "n", "k"))
+        # A tile starts its partial sum when it is the first (full-size) tile on every k rank.
+        if any(partial[i] for i in k_set):
+            n_first = np.zeros_like(count)
+        else:
+            n_first = counts[:, [i for i in range(len(ranks)) if i not in k_set]].prod(axis=1)
+        plan = fold_plan(unit.dataflow, unit.rows, unit.cols, m, n, k)
+        if unit.overlap_folds:
+            base = (b * plan.folds) * plan.temporal + (plan.per_fold - plan.temporal)
+        else:
+            base = b * plan.cycles()
+        for continues, n_tiles in ((False, n_first), (True, count - n_first)):
+            acc = array_accesses(unit.dataflow, unit.rows, unit.cols, m, n, k, continues)
+            moved = dict(zip(_ARRAY_MOVES, (acc.input_reads, acc.weight_reads, acc.output_reads, acc.output_writes)))
+            per_lane: dict = {}  # cost.tile_duration: bytes per lane, then cost.busiest_port
+            for move, w in moved.items():
+                per_lane[lanes[move]] = per_lane.get(lanes[move], 0) + b * w * view.elem_bytes[move[0]]
+            busy: dict = {}
+            for (key, rate), nbytes in per_lane.items():
+                busy[key] = busy.get(key, 0) + (0.0 if math.isinf(rate) else np.maximum(nbytes, 0.0) / rate)
+            stall = np.zeros(len(tiles), dtype=np.int64)
+            for cycles in busy.values():
+                stall = np.maximum(stall, np.ceil(cycles - 1e-9).astype(np.int64))
+            compute += n_tiles * np.maximum(base, stall)
+            for move, w in moved.items():
+                words[move] += n_tiles * b * w
+    return compute, words
 
 
 @dataclass
@@ -209,19 +262,20 @@ class _Space:
         return flat[ok]
 
     def _compute_terms(self, inner: np.ndarray) -> np.ndarray:
-        """[3, T] compute cycles and array-side bytes of innermost tiles ``inner`` [T, R], by
-        cost._compute_part (memoised per distinct tile)."""
+        """[3, T] compute cycles and array-side bytes of innermost tiles ``inner`` [T, R]
+        (compute_part_arrays, memoised per distinct tile)."""
         pos = tuple(np.searchsorted(d, inner[:, r]) for r, d in enumerate(self.divs))
         key = np.ravel_multi_index(pos, tuple(len(d) for d in self.divs))
-        eb = self.view.elem_bytes
-        for k in np.unique(key[~self.cp_done[key]]):
-            tile = np.unravel_index(k, tuple(len(d) for d in self.divs))
-            chain = {r: [int(self.divs[i][tile[i]])] for i, r in enumerate(self.ranks)}
-            compute, _, _, words = _compute_part(self.view, self.unit, self.mems[-1], chain, self.clock)
-            rd = sum(w * eb[role] for (role, d), w in words.items() if d == "read")
-            wr = sum(w * eb[role] for (role, d), w in words.items() if d == "write")
-            self.cp[:, k] = compute, rd, wr
-            self.cp_done[k] = True
+        todo = np.unique(key[~self.cp_done[key]])
+        if len(todo):
+            tiles = np.stack([d[i] for d, i in zip(self.divs, np.unravel_index(todo, tuple(len(d) for d in self.divs)))],
+                             axis=1)
+            compute, words = compute_part_arrays(self.view, self.unit, self.mems[-1], self.extents, tiles, self.clock)
+            eb = self.view.elem_bytes
+            self.cp[0, todo] = compute
+            self.cp[1, todo] = pysum([words[role, "read"] * eb[role] for role in ROLES])
+            self.cp[2, todo] = words["output", "write"] * eb["output"]
+            self.cp_done[todo] = True
         return self.cp[:, key]
 
     def tilings(self, flat: np.ndarray) -> _Tilings:

@@ -30,8 +30,8 @@ from hypothesis import strategies as st
 from arch import Link, arch_from_dict
 from conftest import make_arch
 from mappers.brute import brute_all
-from mappers.brute_vec import _BIG, _Space, brute_vec_all, pysum
-from mappers.cost import boundary_reps, evaluate
+from mappers.brute_vec import _BIG, _Space, brute_vec_all, compute_part_arrays, pysum
+from mappers.cost import _compute_part, boundary_reps, evaluate
 from mappers.cpsat import cpsat_mapping
 from mappers.errors import MappingError
 from mappers.mapping import check_mapping
@@ -168,6 +168,49 @@ def test_property_bypass_equals_scalar_brute_force(problem) -> None:
             assert got[obj].evaluated == ref[obj].evaluated
             check_mapping(got[obj].mapping, v, arch)
             assert got[obj].cost == evaluate(v, got[obj].mapping, arch)
+
+
+@st.composite
+def compute_tiles(draw):
+    """A view, a 2- or 3-level architecture and innermost tiles of it, perfect or padded (a
+    partial last tile), with element sizes that make the port-stall arithmetic fractional."""
+    three = draw(st.booleans())
+    v, arch = draw(small_views(three)), draw(small_archs(three))
+    v = MatmulView(v.einsum, v.tensors, v.groups, v.sizes,
+                   {role: draw(st.sampled_from([0.5, 1, 2])) for role in v.elem_bytes})
+    tiles = [[draw(st.integers(1, v.sizes[r])) for r in v.ranks] for _ in range(draw(st.integers(1, 6)))]
+    return v, arch, tiles
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(compute_tiles())
+def test_compute_part_arrays_is_the_scalar_compute_part(problem) -> None:
+    """The array form of the per-tile compute part gives cost._compute_part's cycles and
+    array-side words for every tile, partial tiles and port stalls included."""
+    v, arch, tiles = problem
+    unit, inner, clock = arch.unit(None), arch.memories[-1], arch.clock_hz(arch.unit(None))
+    extents = np.array([v.sizes[r] for r in v.ranks], dtype=np.int64)
+    compute, words = compute_part_arrays(v, unit, inner, extents, np.array(tiles, dtype=np.int64), clock)
+    for i, tile in enumerate(tiles):
+        ref_compute, _, _, ref_words = _compute_part(v, unit, inner, {r: [t] for r, t in zip(v.ranks, tile)}, clock)
+        assert compute[i] == ref_compute, tile
+        assert {move: int(w[i]) for move, w in words.items()} == dict(ref_words), tile
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(problems())
+def test_property_padded_equals_scalar_brute_force(problem) -> None:
+    """Over padded (imperfect) tiles, two levels, brute_vec's optimum is brute_all's."""
+    v, arch = problem
+    assume(len(arch.memories) == 2 and space_size(v, arch, padded=True) <= 6000)
+    try:
+        ref = brute_all(v, arch, padded=True)
+    except MappingError:
+        return
+    got = brute_vec_all(v, arch, padded=True)
+    for obj in OBJECTIVES:
+        assert got[obj].objective_value == ref[obj].objective_value, obj
+        assert got[obj].cost == evaluate(v, got[obj].mapping, arch)
 
 
 def _class_costs(v: MatmulView, arch) -> dict:
