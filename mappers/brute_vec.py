@@ -44,6 +44,7 @@ import numpy as np
 from mappers.brute import brute_all
 from mappers.cost import ROLES, evaluate, port_rate
 from mappers.systolic import array_accesses, fold_plan
+from mappers.errors import OutOfTime
 from mappers.mapping import bypass_sources
 from mappers.space import (OBJECTIVES, MapResult, build_mapping, bypass_options, check_padded, level_orders,
                            no_fit_error, objective_of, rank_chains, tile_candidates)
@@ -436,10 +437,12 @@ def _beyond(bound: tuple, best: tuple) -> bool:
 
 
 def brute_vec_all(view: MatmulView, arch, objectives=OBJECTIVES, unit_name: str | None = None,
-                  prune: bool = True, padded: bool = False, bypass: bool = False) -> dict[str, MapResult]:
+                  prune: bool = True, padded: bool = False, bypass: bool = False,
+                  deadline: float | None = None) -> dict[str, MapResult]:
     """The optimum for every objective in ``objectives`` ("latency", "energy", "edp", "lex") over
     the whole mapspace (``padded``: with imperfect tiles; ``bypass``: with middle levels skipping
-    operands); see the module docstring. ``evaluated`` is the space's mapping count."""
+    operands); see the module docstring. ``evaluated`` is the space's mapping count. Past
+    ``deadline`` (a time.perf_counter() value) it stops between batches with OutOfTime."""
     for obj in objectives:
         if obj not in OBJECTIVES:
             raise ValueError(f"unknown objective '{obj}' (expected one of {', '.join(OBJECTIVES)})")
@@ -451,7 +454,7 @@ def brute_vec_all(view: MatmulView, arch, objectives=OBJECTIVES, unit_name: str 
     for skips in product(*bypass_options(arch, bypass)):
         sp = _Space(view, arch, unit_name, padded, skips, compute_cache=first)
         first = first or sp
-        found, count = _best_of_space(sp, objectives, prune, {obj: v for obj, (v, _) in best.items()})
+        found, count = _best_of_space(sp, objectives, prune, {obj: v for obj, (v, _) in best.items()}, deadline)
         n += count
         for obj, (value, mapping) in found.items():
             if obj not in best or value < best[obj][0]:
@@ -470,11 +473,16 @@ def brute_vec_all(view: MatmulView, arch, objectives=OBJECTIVES, unit_name: str 
             for obj, r in out.items()}
 
 
-def _best_of_space(sp: _Space, objectives, prune: bool, cut: dict) -> tuple[dict, int]:
+def _best_of_space(sp: _Space, objectives, prune: bool, cut: dict, deadline: float | None = None) -> tuple[dict, int]:
     """Per objective, (best value tuple, its Mapping) over the tilings of ``sp`` that fit, and how
     many mappings they hold ({} and 0 when none fits). With ``prune``, tilings bounded above
     ``cut[objective]`` (the best of another bypass combination) are skipped, and an objective
-    nothing here can match is left out."""
+    nothing here can match is left out. Past ``deadline``: OutOfTime."""
+
+    def check_clock() -> None:
+        if deadline is not None and time.perf_counter() > deadline:
+            raise OutOfTime
+
     ncombo = sp.C ** (sp.L - 1)
     per_batch = max(1, ENTRIES // ncombo)
     flats, lat_lb, e_lb = [], [], []
@@ -482,6 +490,7 @@ def _best_of_space(sp: _Space, objectives, prune: bool, cut: dict) -> tuple[dict
     total = prod(sp.shape)
     for s in range(0, total, CHUNK):
         for f in np.array_split(sp.fitting(s, min(total, s + CHUNK)), max(1, -(-CHUNK // per_batch))):
+            check_clock()
             if not len(f):
                 continue
             t = sp.tilings(f)
@@ -508,6 +517,7 @@ def _best_of_space(sp: _Space, objectives, prune: bool, cut: dict) -> tuple[dict
             bound = min((v for v in (best, cut.get(obj)) if v is not None), default=None)
             if prune and bound is not None and _beyond(tuple(v[idx[0]].item() for v in lb), bound):
                 break
+            check_clock()
             t = sp.tilings(flat[idx])
             value, at = _batch_best(obj, t, *sp.expand(t), ncombo)
             if best is None or value < best or (value == best and at < where):
@@ -519,6 +529,6 @@ def _best_of_space(sp: _Space, objectives, prune: bool, cut: dict) -> tuple[dict
 
 
 def brute_vec_mapping(view: MatmulView, arch, objective: str = "edp", unit_name: str | None = None,
-                      padded: bool = False, bypass: bool = False) -> MapResult:
+                      padded: bool = False, bypass: bool = False, deadline: float | None = None) -> MapResult:
     """The optimum for one objective (see brute_vec_all)."""
-    return brute_vec_all(view, arch, (objective,), unit_name, padded=padded, bypass=bypass)[objective]
+    return brute_vec_all(view, arch, (objective,), unit_name, padded=padded, bypass=bypass, deadline=deadline)[objective]

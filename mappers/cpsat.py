@@ -23,6 +23,10 @@ its optimum is the brute-force oracle's:
   and no level between them does;
 - EDP = energy × latency in one solve, its domains cut by bounds from the tables and by a quick
   search's mapping.
+
+Two-level spaces too large for the tables (padded BERT-sized GEMMs: 10^5 rows, minutes for
+CP-SAT to load) hold one tile level and one loop order; they are enumerated exactly instead
+(mappers.brute_vec, seconds), under the same time limit.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from itertools import combinations, product
 from math import prod
 
 from mappers.cost import _compute_part, evaluate, last_tile_size, port_rate, transfer_cycles
-from mappers.errors import MappingError
+from mappers.errors import MappingError, OutOfTime
 from arch.schema import ROLES
 from mappers.space import (BYPASS_SETS, MapResult, build_mapping, canonical_order, check_padded, fits, no_fit_error,
                            objective_of, tile_candidates)
@@ -44,6 +48,15 @@ from mappers.view import MatmulView
 
 INT_LIMIT = 2**62  # keep every variable's bound below this (int64 safety)
 KILLABLE_ROWS = 20_000  # tables this large can take CP-SAT minutes to load, past its own time limit
+ENUMERATE_ROWS = 20_000  # two-level spaces with more table rows are enumerated (brute_vec) instead
+
+
+def table_rows(view: MatmulView, arch, padded: bool = False, bypass: bool = False) -> int:
+    """How many rows the per-level tables enumerate before the capacity check: per level the
+    product of every rank's tile candidates, times 8 per middle level at or above it with ``bypass``."""
+    depth = len(arch.memories)
+    tiles = prod(len(tile_candidates(n, padded)) for n in view.sizes.values())
+    return sum(tiles * len(BYPASS_SETS) ** (min(lv, depth - 2) if bypass else 0) for lv in range(1, depth))
 
 
 def _exact(x: float) -> Fraction:
@@ -68,10 +81,6 @@ def _as_int(x: float, what: str) -> int:
     return int(x)
 
 
-class _OutOfTime(Exception):
-    """The time limit ran out while the tables were being built."""
-
-
 @dataclass
 class _Table:
     """One level's allowed tiles and the per-tile terms attached to them."""
@@ -87,7 +96,7 @@ class _Problem:
     def __init__(self, view: MatmulView, arch, unit_name: str | None = None, padded: bool = False,
                  bypass: bool = False, deadline: float | None = None) -> None:
         self.view, self.arch = view, arch
-        self.deadline = deadline  # time.perf_counter() past which building the tables gives up (_OutOfTime)
+        self.deadline = deadline  # time.perf_counter() past which building the tables gives up (OutOfTime)
         self.unit = arch.unit(unit_name)
         self.clock = arch.clock_hz(self.unit)
         self.mems = arch.memories
@@ -188,7 +197,7 @@ class _Problem:
         for i, (combo, skips) in enumerate(product(product(*(self.divs[r] for r in self.ranks)),
                                                    product(*(BYPASS_SETS for _ in ctx)))):
             if self.deadline is not None and i % 4096 == 0 and time.perf_counter() > self.deadline:
-                raise _OutOfTime
+                raise OutOfTime
             tile = dict(zip(self.ranks, combo))
             by = dict(zip(ctx, skips))
             if not fits(view, inner, tile, by.get(lv, ())):
@@ -563,7 +572,9 @@ def cpsat_mapping(view: MatmulView, arch, objective: str = "edp", time_limit_s: 
     the best proven lower bound, in the objective's units). Every phase starts from a quick
     seeded search's mapping as a hint, so a time limit always leaves an answer; the limit covers
     building the tables, and a model of more than KILLABLE_ROWS table rows is solved in a child
-    process stopped at the limit (CP-SAT does not watch its clock while loading). ``padded`` adds
+    process stopped at the limit (CP-SAT does not watch its clock while loading). A two-level
+    space of more than ENUMERATE_ROWS table rows is solved by exhaustive vectorized enumeration
+    instead (OPTIMAL, ``evaluated`` = the mappings scored), within the same limit. ``padded`` adds
     imperfect tiles (two levels); ``bypass`` lets middle levels skip operands (three or more)."""
     if objective not in ("latency", "energy", "edp", "lex"):
         raise ValueError(f"unknown objective '{objective}' (expected latency, energy, edp or lex)")
@@ -581,9 +592,21 @@ def cpsat_mapping(view: MatmulView, arch, objective: str = "edp", time_limit_s: 
         return MapResult(start_point.mapping, start_point.cost, start_point.objective_value, "FEASIBLE", bound, 0,
                          time.perf_counter() - start)
 
+    if len(arch.memories) == 2 and table_rows(view, arch, padded, bypass) > ENUMERATE_ROWS:
+        # One tile level and one loop order: the space is a list of tilings × order classes, which
+        # the vectorized enumeration scores exactly in seconds, while CP-SAT would load a table of
+        # 10^5 rows for minutes (padded BERT-sized GEMMs).
+        from mappers.brute_vec import brute_vec_mapping
+
+        try:
+            r = brute_vec_mapping(view, arch, objective, unit_name, padded=padded, deadline=deadline)
+        except OutOfTime:
+            return searched((None, None) if objective == "lex" else None)
+        return MapResult(r.mapping, r.cost, r.objective_value, "OPTIMAL", r.bound, r.evaluated,
+                         time.perf_counter() - start)
     try:
         p = _Problem(view, arch, unit_name, padded, bypass, deadline)
-    except _OutOfTime:  # the tables alone outlast the limit
+    except OutOfTime:  # the tables alone outlast the limit
         return searched((None, None) if objective == "lex" else None)
     seeded = _hint_of(p, start_point.mapping)
 

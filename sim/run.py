@@ -10,12 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import replace
-from math import prod
 
 from mappers import MappingError, check_mapping, default_mapping, energy_breakdown, evaluate as model_cost, matmul_view
 from mappers.mapping import LevelMapping, Mapping
 from mappers.search import search_mapping
-from mappers.space import BYPASS_SETS, OBJECTIVES, check_padded, tile_candidates
+from mappers.space import OBJECTIVES, check_padded
 from mappers.vector import gather_view, vector_cost, vector_mapping, vector_unit, vector_view
 from sim.engine import simulate, simulate_vector
 from sim.inputs import resolve_arch, resolve_mappings, resolve_workload
@@ -115,20 +114,13 @@ def _cached_gemm_mapping(view, arch, cache: dict, scope: str, how: tuple = ("gre
     return Mapping(view.einsum, mapping.unit, mapping.dataflow, levels, dict(mapping.notes))
 
 
-def cpsat_table_rows(view, arch, padded: bool = False, bypass: bool = False) -> int:
-    """How many rows CP-SAT's per-level tables enumerate: per level the product of every rank's
-    tile candidates, times 8 per middle level at or above it with ``bypass``."""
-    depth = len(arch.memories)
-    tiles = prod(len(tile_candidates(n, padded)) for n in view.sizes.values())
-    return sum(tiles * len(BYPASS_SETS) ** (min(lv, depth - 2) if bypass else 0) for lv in range(1, depth))
-
-
 def _solve_gemm(view, arch, unit: str, mapper: str = "greedy", objective: str = "edp", time_limit_s: float = 10,
                 padded: bool = False, bypass: bool = False) -> Mapping:
     """One GEMM's mapping by ``mapper``, with {"mapper": …, "status": …, "bound": …} in its notes.
 
     "cpsat" falls back to search_mapping (notes: mapper "search", fallback "<why>") when its
-    tables would enumerate more than CPSAT_MAX_TABLE_ROWS tiles or the view has more than
+    tables would enumerate more than CPSAT_MAX_TABLE_ROWS tiles on three or more levels (cpsat
+    enumerates large two-level spaces itself: notes "enumerated") or the view has more than
     CPSAT_MAX_RANKS ranks (building them alone would take too long), when the model cannot be
     built exactly (NotImplementedError: a cost term without a closed form; Overflow/TypeError: a
     bound beyond int64 that ortools rejects before cpsat's own check) or when CP-SAT returns no
@@ -139,15 +131,18 @@ def _solve_gemm(view, arch, unit: str, mapper: str = "greedy", objective: str = 
     check_padded(arch, padded, "--padded")  # before cpsat, whose refusal would send it to search
     fallback = ""
     if mapper == "cpsat":
-        rows = cpsat_table_rows(view, arch, padded, bypass)
-        if len(view.ranks) > CPSAT_MAX_RANKS or rows > CPSAT_MAX_TABLE_ROWS:
+        from mappers.cpsat import cpsat_mapping, table_rows
+
+        rows = table_rows(view, arch, padded, bypass)
+        if len(view.ranks) > CPSAT_MAX_RANKS or (rows > CPSAT_MAX_TABLE_ROWS and len(arch.memories) > 2):
             fallback = f"{len(view.ranks)} ranks, {rows} table rows"
         else:
-            from mappers.cpsat import cpsat_mapping
-
             try:
                 r = cpsat_mapping(view, arch, objective, time_limit_s, unit_name=unit, padded=padded, bypass=bypass)
-                return replace(r.mapping, notes={"mapper": "cpsat", "status": r.status, "bound": _plain(r.bound)})
+                notes = {"mapper": "cpsat", "status": r.status, "bound": _plain(r.bound)}
+                if r.evaluated:  # a two-level space cpsat enumerated rather than loaded into tables
+                    notes["enumerated"] = r.evaluated
+                return replace(r.mapping, notes=notes)
             except (NotImplementedError, OverflowError, TypeError) as err:  # not modelled, or beyond int64
                 fallback = f"{type(err).__name__}: {str(err).splitlines()[0][:120]}"
             except MappingError as err:

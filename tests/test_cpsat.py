@@ -120,13 +120,15 @@ def test_deterministic_with_fixed_seed() -> None:
     assert a.objective_value == b.objective_value
 
 
-def test_time_limit_holds_while_large_tables_build() -> None:
+def test_time_limit_holds_while_large_tables_build(monkeypatch) -> None:
     """Padded tiles of a ViT-sized GEMM give 84,700 table rows (about 15 s to build here, then
     minutes for CP-SAT to load, past its own limit; 210 s on a 60 s limit before this was
-    handled): a 2 s limit returns the seeded search's mapping, unproven, well within the limit
-    plus a generous margin for slow machines."""
+    handled): with the tables forced (no enumeration), a 2 s limit returns the seeded search's
+    mapping, unproven, well within the limit plus a generous margin for slow machines."""
+    import mappers.cpsat as cpsat
     from sim.inputs import resolve_arch
 
+    monkeypatch.setattr(cpsat, "ENUMERATE_ROWS", 10**9)
     v, arch = gemm(197, 768, 768), resolve_arch("tpu-like")
     t0 = time.perf_counter()
     got = cpsat_mapping(v, arch, "edp", time_limit_s=2.0, padded=True)
@@ -134,6 +136,52 @@ def test_time_limit_holds_while_large_tables_build() -> None:
     assert got.status == "FEASIBLE" and got.bound is None
     check_mapping(got.mapping, v, arch)
     assert got.cost == evaluate(v, got.mapping, arch)
+
+
+def test_large_two_level_space_is_enumerated_to_the_optimum() -> None:
+    """The same ViT-sized padded space (84,700 tilings, 484,192 mappings: too many for the
+    tables) is enumerated instead: the brute-force optimum, proven, within the limit, no worse
+    than the perfect-factor space's optimum (CP-SAT's tables)."""
+    from sim.inputs import resolve_arch
+
+    v, arch = gemm(197, 768, 768), resolve_arch("tpu-like")
+    t0 = time.perf_counter()
+    got = cpsat_mapping(v, arch, "edp", time_limit_s=30.0, padded=True)
+    assert time.perf_counter() - t0 < 30.0
+    ref = brute_vec_all(v, arch, ("edp",), padded=True)["edp"]
+    assert (got.status, got.objective_value, got.bound) == ("OPTIMAL", ref.objective_value, ref.objective_value)
+    assert got.evaluated == ref.evaluated > 400_000
+    assert got.cost == evaluate(v, got.mapping, arch)
+    assert got.objective_value <= cpsat_mapping(v, arch, "edp", time_limit_s=30.0).objective_value
+
+
+@pytest.mark.parametrize("shape", ["13x7x9", "b3x7x5x6"])
+def test_enumerated_answers_are_the_scalar_brute_force(monkeypatch, shape) -> None:
+    """Forced onto the enumeration path, every objective (lex included) is the scalar oracle's,
+    with the bound equal to the value."""
+    import mappers.cpsat as cpsat
+
+    monkeypatch.setattr(cpsat, "ENUMERATE_ROWS", 0)
+    v, arch = PADDED[shape], ARCHS["os2"]()
+    ref = brute_all(v, arch, OBJS + ("lex",), padded=True)
+    for obj in OBJS + ("lex",):
+        got = cpsat_mapping(v, arch, obj, padded=True)
+        assert (got.status, got.objective_value, got.bound) == ("OPTIMAL", ref[obj].objective_value, ref[obj].objective_value)
+        assert got.evaluated == space_size(v, arch, padded=True)
+
+
+def test_enumeration_that_outlasts_the_limit_returns_the_search_answer() -> None:
+    """An enumeration cut by the time limit leaves the seeded search's mapping, unproven."""
+    from mappers.brute_vec import brute_vec_mapping
+    from mappers.errors import OutOfTime
+    from sim.inputs import resolve_arch
+
+    v, arch = gemm(197, 768, 768), resolve_arch("tpu-like")
+    with pytest.raises(OutOfTime):
+        brute_vec_mapping(v, arch, "edp", padded=True, deadline=time.perf_counter())
+    got = cpsat_mapping(v, arch, "edp", time_limit_s=0.01, padded=True)
+    assert got.status == "FEASIBLE" and got.bound is None and got.evaluated == 0
+    check_mapping(got.mapping, v, arch)
 
 
 def test_killable_solve_gives_the_in_process_answer(monkeypatch) -> None:

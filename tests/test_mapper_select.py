@@ -200,6 +200,18 @@ def test_map_padded_writes_uneven_tiles_that_run_reproduces(files, capsys):
     assert padded["latency_cycles"] * padded["energy_pj"] <= perfect["latency_cycles"] * perfect["energy_pj"]
 
 
+def test_map_padded_on_a_large_two_level_space_is_enumerated(tmp_path, capsys):
+    """``einsim map --padded`` on a BERT FFN GEMM (272,250 table rows, which once sent cpsat to
+    search): the space is enumerated, and the note says so, with the mapping count."""
+    out = tmp_path / "m.yaml"
+    assert main(["map", "--arch", "tpu-like", "--workload", "gemm:512,3072,768", "--mapper", "cpsat", "--padded",
+                 "-o", str(out)]) == 0
+    capsys.readouterr()
+    notes = yaml.safe_load(out.read_text())[0]["notes"]
+    assert notes["mapper"] == "cpsat" and notes["status"] == "OPTIMAL" and notes["enumerated"] == 1_580_228
+    assert notes["bound"] > 0
+
+
 def test_padded_on_three_levels_is_one_line_exit_2(files, capsys):
     three = SMALL_ARCH.replace("  - name: buffer\n", "  - name: l2\n    capacity: 1 MiB\n    word_bits: 16\n"
                                "    ports: [{name: rw, bandwidth: 16 GB/s}]\n    read_energy: 20 pJ\n"
