@@ -113,10 +113,7 @@ def compute_part_arrays(view: MatmulView, unit, memory, extents: np.ndarray, til
         else:
             n_first = counts[:, [i for i in range(len(ranks)) if i not in k_set]].prod(axis=1)
         plan = fold_plan(unit.dataflow, unit.rows, unit.cols, m, n, k)
-        if unit.overlap_folds:
-            base = (b * plan.folds) * plan.temporal + (plan.per_fold - plan.temporal)
-        else:
-            base = b * plan.cycles()
+        base = plan.cycles(unit.overlap_folds, b)
         for continues, n_tiles in ((False, n_first), (True, count - n_first)):
             acc = array_accesses(unit.dataflow, unit.rows, unit.cols, m, n, k, continues)
             moved = dict(zip(_ARRAY_MOVES, (acc.input_reads, acc.weight_reads, acc.output_reads, acc.output_writes)))

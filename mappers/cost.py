@@ -81,8 +81,7 @@ def tile_duration(view: MatmulView, unit, memory, dims: tuple[int, int, int, int
     memory's ports cannot keep up with the array's reads and writes."""
     b, m, n, k = dims
     plan = fold_plan(unit.dataflow, unit.rows, unit.cols, m, n, k)
-    base = (b * plan.folds) * plan.temporal + (plan.per_fold - plan.temporal) if unit.overlap_folds \
-        else b * plan.cycles()
+    base = plan.cycles(unit.overlap_folds, b)
     acc = array_accesses(unit.dataflow, unit.rows, unit.cols, m, n, k, continues)
     moves = {("input", "read"): acc.input_reads, ("weight", "read"): acc.weight_reads,
              ("output", "read"): acc.output_reads, ("output", "write"): acc.output_writes}

@@ -29,10 +29,11 @@ class FoldPlan:
     temporal: int
     per_fold: int
 
-    def cycles(self, overlap: bool = False) -> int:
+    def cycles(self, overlap: bool = False, batches: int = 1) -> int:
+        """Cycles of ``batches`` back-to-back GEMMs of this plan (ints or numpy arrays alike)."""
         if overlap:
-            return self.folds * self.temporal + (self.per_fold - self.temporal)
-        return self.folds * self.per_fold
+            return (batches * self.folds) * self.temporal + (self.per_fold - self.temporal)
+        return batches * (self.folds * self.per_fold)
 
 
 def fold_plan(dataflow: str, rows: int, cols: int, m: int, n: int, k: int) -> FoldPlan:
