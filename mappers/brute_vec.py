@@ -36,7 +36,7 @@ import sys
 import time
 from dataclasses import dataclass
 from functools import reduce
-from itertools import permutations, product
+from itertools import combinations, permutations, product
 from math import factorial, prod
 
 import numpy as np
@@ -99,36 +99,39 @@ def compute_part_arrays(view: MatmulView, unit, memory, extents: np.ndarray, til
     lanes = {move: port_rate(None, memory, *move, clock) for move in _ARRAY_MOVES}  # (port key, bytes/cycle)
     compute = np.zeros(len(tiles), dtype=np.int64)
     words = {move: np.zeros(len(tiles), dtype=np.int64) for move in _ARRAY_MOVES}
-    for partial in product((False, True), repeat=len(ranks)):  # per rank: the full tile or the partial one
-        sizes = np.where(partial, rem, tiles)
-        counts = np.where(partial, (rem > 0).astype(np.int64), full)
-        count = counts.prod(axis=1)
-        if not count.any():
-            continue
-        sizes = np.maximum(sizes, 1)  # shapes that do not occur (count 0) still get finite cycles
-        b, m, n, k = (sizes[:, group[g]].prod(axis=1) for g in ("batch", "m", "n", "k"))
-        # A tile starts its partial sum when it is the first (full-size) tile on every k rank.
-        if any(partial[i] for i in k_set):
-            n_first = np.zeros_like(count)
-        else:
-            n_first = counts[:, [i for i in range(len(ranks)) if i not in k_set]].prod(axis=1)
-        plan = fold_plan(unit.dataflow, unit.rows, unit.cols, m, n, k)
-        base = plan.cycles(unit.overlap_folds, b)
-        for continues, n_tiles in ((False, n_first), (True, count - n_first)):
-            acc = array_accesses(unit.dataflow, unit.rows, unit.cols, m, n, k, continues)
-            moved = dict(zip(_ARRAY_MOVES, (acc.input_reads, acc.weight_reads, acc.output_reads, acc.output_writes)))
-            per_lane: dict = {}  # cost.tile_duration: bytes per lane, then cost.busiest_port
-            for move, w in moved.items():
-                per_lane[lanes[move]] = per_lane.get(lanes[move], 0) + b * w * view.elem_bytes[move[0]]
-            busy: dict = {}
-            for (key, rate), nbytes in per_lane.items():
-                busy[key] = busy.get(key, 0) + (0.0 if math.isinf(rate) else np.maximum(nbytes, 0.0) / rate)
-            stall = np.zeros(len(tiles), dtype=np.int64)
-            for cycles in busy.values():
-                stall = np.maximum(stall, np.ceil(cycles - 1e-9).astype(np.int64))
-            compute += n_tiles * np.maximum(base, stall)
-            for move, w in moved.items():
-                words[move] += n_tiles * b * w
+    ragged = [i for i in range(len(ranks)) if rem[:, i].any()]  # ranks with a partial tile somewhere
+    for n_partial in range(len(ragged) + 1):
+        for cut in combinations(ragged, n_partial):  # these ranks take their partial tile, the rest full
+            rows = np.flatnonzero((rem[:, list(cut)] > 0).all(axis=1)) if cut else np.arange(len(tiles))
+            if not len(rows):
+                continue
+            partial = np.isin(np.arange(len(ranks)), cut)
+            sizes = np.where(partial, rem[rows], tiles[rows])
+            counts = np.where(partial, 1, full[rows])
+            count = counts.prod(axis=1)
+            b, m, n, k = (sizes[:, group[g]].prod(axis=1) for g in ("batch", "m", "n", "k"))
+            # A tile starts its partial sum when it is the first (full-size) tile on every k rank.
+            if k_set & set(cut):
+                n_first = np.zeros_like(count)
+            else:
+                n_first = counts[:, [i for i in range(len(ranks)) if i not in k_set]].prod(axis=1)
+            plan = fold_plan(unit.dataflow, unit.rows, unit.cols, m, n, k)
+            base = plan.cycles(unit.overlap_folds, b)
+            for continues, n_tiles in ((False, n_first), (True, count - n_first)):
+                acc = array_accesses(unit.dataflow, unit.rows, unit.cols, m, n, k, continues)
+                moved = dict(zip(_ARRAY_MOVES, (acc.input_reads, acc.weight_reads, acc.output_reads, acc.output_writes)))
+                per_lane: dict = {}  # cost.tile_duration: bytes per lane, then cost.busiest_port
+                for move, w in moved.items():
+                    per_lane[lanes[move]] = per_lane.get(lanes[move], 0) + b * w * view.elem_bytes[move[0]]
+                busy: dict = {}
+                for (key, rate), nbytes in per_lane.items():
+                    busy[key] = busy.get(key, 0) + (0.0 if math.isinf(rate) else np.maximum(nbytes, 0.0) / rate)
+                stall = np.zeros(len(rows), dtype=np.int64)
+                for cycles in busy.values():
+                    stall = np.maximum(stall, np.ceil(cycles - 1e-9).astype(np.int64))
+                compute[rows] += n_tiles * np.maximum(base, stall)
+                for move, w in moved.items():
+                    words[move][rows] += n_tiles * b * w
     return compute, words
 
 
