@@ -39,7 +39,7 @@ from fractions import Fraction
 from itertools import combinations, product
 from math import prod
 
-from mappers.cost import _compute_part, evaluate, last_tile_size, port_rate, transfer_cycles
+from mappers.cost import evaluate, last_tile_size, port_rate, transfer_cycles
 from mappers.errors import MappingError, OutOfTime
 from arch.schema import ROLES
 from mappers.space import (BYPASS_SETS, MapResult, build_mapping, canonical_order, check_padded, fits, no_fit_error,
@@ -175,6 +175,28 @@ class _Problem:
         self.lanes.add(lane)
         return lane
 
+    def _compute_columns(self, inner) -> tuple:
+        """Per candidate tile of the innermost level, in product order: compute cycles (cost's
+        compute part, on arrays) and the array-side energy in 1/Q pJ (exact integers: every
+        energy per byte times Q is one)."""
+        import numpy as np
+
+        from mappers.brute_vec import compute_part_arrays
+
+        view = self.view
+        tiles = np.array(list(product(*(self.divs[r] for r in self.ranks))), dtype=np.int64).reshape(-1, len(self.ranks))
+        extents = np.array([view.sizes[r] for r in self.ranks], dtype=np.int64)
+        compute, words = compute_part_arrays(view, self.unit, inner, extents, tiles, self.clock)
+        energy = [0] * len(tiles)
+        for (role, direction), w in words.items():
+            nbytes = w * view.elem_bytes[role]
+            if not np.all(nbytes == np.floor(nbytes)):
+                raise MappingError(f"cpsat mapper: array traffic of {role} is not a whole number of bytes")
+            per_byte = self.coef[f"{inner.name}.{direction}"] * self.Q
+            assert per_byte.denominator == 1
+            energy = [e + int(b) * int(per_byte) for e, b in zip(energy, nbytes.tolist())]
+        return compute, energy
+
     def _table(self, lv: int) -> _Table:
         """Fitting tiles of level ``lv`` with their first-load, last-store (and compute) terms;
         with bypass, one row per tile and bypass sets of the middle levels down to ``lv`` (they
@@ -189,9 +211,9 @@ class _Problem:
                 lane = self._lane(mems[a], role, direction, inner.name)
                 ports[a, role] = (lane, port_rate(self.arch, mems[a], role, direction, self.clock, inner.name)[1])
         innermost = lv == self.L - 1
-        k_ranks = view.groups["k"]
-        compute_memo: dict = {}
-        shape_memo: dict = {}  # per compute-tile shape: duration and array accesses (_compute_part)
+        if innermost:  # per candidate tile (in product order): compute cycles and array energy
+            compute, array_energy = self._compute_columns(inner)
+        per_tile = prod(len(BYPASS_SETS) for _ in ctx)  # rows of one tile: one per bypass-set combination
         tab = _Table(lv)
         rows_feats: list[dict] = []
         for i, (combo, skips) in enumerate(product(product(*(self.divs[r] for r in self.ranks)),
@@ -231,21 +253,7 @@ class _Problem:
                 for r in self.ranks:
                     f[("trip", r)] = -(-view.sizes[r] // tile[r])
             if innermost:
-                # With perfect tiles the compute part depends only on the tile's (b, m, n, k),
-                # how many tiles there are and how many of them are first k-tiles.
-                count = prod(view.sizes[r] // tile[r] for r in self.ranks)
-                k_count = prod(view.sizes[r] // tile[r] for r in k_ranks)
-                even = all(view.sizes[r] % tile[r] == 0 for r in self.ranks)
-                ckey = (view.dims(tile), count, k_count) if even else tuple(tile.items())
-                if ckey not in compute_memo:
-                    compute, _, _, words = _compute_part(view, self.unit, inner, {r: [tile[r]] for r in self.ranks},
-                                                         self.clock, shape_memo)
-                    energy = Fraction(0)
-                    for (role, direction), w in words.items():
-                        nb = _as_int(w * view.elem_bytes[role], "array traffic")
-                        energy += nb * self.coef[f"{inner.name}.{direction}"]
-                    compute_memo[ckey] = (compute, int(energy * self.Q))
-                f["compute"], f["arrE"] = compute_memo[ckey]
+                f["compute"], f["arrE"] = int(compute[i // per_tile]), array_energy[i // per_tile]
             tab.rows.append(combo)
             rows_feats.append(f)
         names = sorted({k for f in rows_feats for k in f}, key=str)
