@@ -114,25 +114,30 @@ def problems(draw):
     return v, arch
 
 
-@settings(max_examples=100, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
-@given(problems())
-def test_property_equals_scalar_brute_force(problem) -> None:
-    """brute_vec's optimum is brute_all's for every objective, pruned or not, over the same space."""
-    v, arch = problem
+def assert_scalar_optimum(v: MatmulView, arch, **space) -> None:
+    """brute_vec's optimum over ``space`` (padded / bypass) is brute_all's for every objective,
+    pruned or not, with the same mapping count; or both refuse the problem with the same line."""
     try:
-        ref = brute_all(v, arch)
+        ref = brute_all(v, arch, **space)
     except MappingError as err:
         with pytest.raises(MappingError) as got:
-            brute_vec_all(v, arch)
+            brute_vec_all(v, arch, **space)
         assert str(got.value) == str(err)
         return
     for prune in (True, False):
-        got = brute_vec_all(v, arch, prune=prune)
+        got = brute_vec_all(v, arch, prune=prune, **space)
         for obj in OBJECTIVES:
             assert got[obj].objective_value == ref[obj].objective_value, (obj, prune)
             assert got[obj].evaluated == ref[obj].evaluated
             check_mapping(got[obj].mapping, v, arch)
             assert got[obj].cost == evaluate(v, got[obj].mapping, arch)
+
+
+@settings(max_examples=100, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(problems())
+def test_property_equals_scalar_brute_force(problem) -> None:
+    """brute_vec's optimum is brute_all's for every objective, pruned or not, over the same space."""
+    assert_scalar_optimum(*problem)
 
 
 @st.composite
@@ -153,21 +158,7 @@ def bypass_problems(draw):
 def test_property_bypass_equals_scalar_brute_force(problem) -> None:
     """With keep/bypass at the middle level, brute_vec's optimum is brute_all's over the same
     (union over bypass sets) space, pruned or not."""
-    v, arch = problem
-    try:
-        ref = brute_all(v, arch, bypass=True)
-    except MappingError as err:
-        with pytest.raises(MappingError) as got:
-            brute_vec_all(v, arch, bypass=True)
-        assert str(got.value) == str(err)
-        return
-    for prune in (True, False):
-        got = brute_vec_all(v, arch, prune=prune, bypass=True)
-        for obj in OBJECTIVES:
-            assert got[obj].objective_value == ref[obj].objective_value, (obj, prune)
-            assert got[obj].evaluated == ref[obj].evaluated
-            check_mapping(got[obj].mapping, v, arch)
-            assert got[obj].cost == evaluate(v, got[obj].mapping, arch)
+    assert_scalar_optimum(*problem, bypass=True)
 
 
 @st.composite
@@ -200,17 +191,10 @@ def test_compute_part_arrays_is_the_scalar_compute_part(problem) -> None:
 @settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(problems())
 def test_property_padded_equals_scalar_brute_force(problem) -> None:
-    """Over padded (imperfect) tiles, two levels, brute_vec's optimum is brute_all's."""
+    """Over padded (imperfect) tiles, two levels, brute_vec's optimum is brute_all's, pruned or not."""
     v, arch = problem
     assume(len(arch.memories) == 2 and space_size(v, arch, padded=True) <= 6000)
-    try:
-        ref = brute_all(v, arch, padded=True)
-    except MappingError:
-        return
-    got = brute_vec_all(v, arch, padded=True)
-    for obj in OBJECTIVES:
-        assert got[obj].objective_value == ref[obj].objective_value, obj
-        assert got[obj].cost == evaluate(v, got[obj].mapping, arch)
+    assert_scalar_optimum(v, arch, padded=True)
 
 
 def _class_costs(v: MatmulView, arch) -> dict:
